@@ -1,0 +1,258 @@
+// Runs a program as a child process for integration tests: argv in, exit status, timeout,
+// stdout and stderr out. Header-only so every integration test can include it.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+extern char** environ;
+
+namespace ukvm::test {
+
+struct ProcessOptions {
+    // Wall-clock limit; past it the child's whole process group gets SIGKILL.
+    // Zero means no limit.
+    std::chrono::milliseconds timeout{60'000};
+    // Variables set (or overridden) in the child, on top of the inherited environment.
+    std::vector<std::pair<std::string, std::string>> env;
+    // Names removed from the child's environment.
+    std::vector<std::string> unset_env;
+    // Written to the child's stdin, which is then closed. Without it stdin is /dev/null.
+    std::string input;
+    bool has_input = false;
+    // Working directory of the child; empty: the caller's.
+    std::filesystem::path cwd;
+};
+
+struct ProcessResult {
+    int status = -1;         // exit status, or 128 + signal number if killed by a signal
+    bool timed_out = false;  // the timeout fired and the child was killed
+    int signal = 0;          // the signal that ended the child, 0 if it exited
+    std::string out;         // everything it wrote to stdout
+    std::string err;         // everything it wrote to stderr
+};
+
+namespace detail {
+
+// Owns one file descriptor.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+
+    int get() const { return fd_; }
+    void reset() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+[[noreturn]] inline void throw_errno(const char* what) {
+    throw std::system_error(errno, std::generic_category(), what);
+}
+
+inline std::pair<Fd, Fd> make_pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    return {Fd(fds[0]), Fd(fds[1])};
+}
+
+// The child's environment: ours, minus unset_env and overridden names, plus env.
+inline std::vector<std::string> child_environment(const ProcessOptions& options) {
+    auto removed = [&](const std::string& entry) {
+        const std::string name = entry.substr(0, entry.find('='));
+        if (std::find(options.unset_env.begin(), options.unset_env.end(), name) !=
+            options.unset_env.end())
+            return true;
+        return std::any_of(options.env.begin(), options.env.end(),
+                           [&](const auto& kv) { return kv.first == name; });
+    };
+    std::vector<std::string> result;
+    for (char** e = environ; *e != nullptr; ++e) {
+        if (!removed(*e)) result.emplace_back(*e);
+    }
+    for (const auto& [name, value] : options.env) result.push_back(name + "=" + value);
+    return result;
+}
+
+}  // namespace detail
+
+// Runs argv[0] (searched in PATH when it has no '/') with argv, waits for it to end or
+// time out. Throws std::system_error when the program cannot be started at all.
+inline ProcessResult run_process(const std::vector<std::string>& argv,
+                                 const ProcessOptions& options = {}) {
+    using namespace std::chrono;
+    if (argv.empty()) throw std::invalid_argument("run_process: empty argv");
+
+    // Everything the child needs is built before fork: only async-signal-safe calls after.
+    std::vector<char*> cargv;
+    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    const std::vector<std::string> env = detail::child_environment(options);
+    std::vector<char*> cenv;
+    for (const auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
+    cenv.push_back(nullptr);
+    const std::string cwd = options.cwd.string();
+
+    auto [out_r, out_w] = detail::make_pipe();
+    auto [err_r, err_w] = detail::make_pipe();
+    // Reports exec failure: closed by a successful exec (O_CLOEXEC), or carries errno.
+    auto [exec_r, exec_w] = detail::make_pipe();
+    // A socket rather than a pipe for stdin so that writing after the child has exited
+    // fails with EPIPE (MSG_NOSIGNAL) instead of killing the test with SIGPIPE.
+    detail::Fd in_parent, in_child;
+    if (options.has_input) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+            detail::throw_errno("socketpair");
+        in_parent = detail::Fd(sv[0]);
+        in_child = detail::Fd(sv[1]);
+    } else {
+        int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) detail::throw_errno("open /dev/null");
+        in_child = detail::Fd(fd);
+    }
+
+    const pid_t pid = ::fork();
+    if (pid < 0) detail::throw_errno("fork");
+    if (pid == 0) {
+        // Own process group, so a timeout kills the child's children as well.
+        ::setpgid(0, 0);
+        ::dup2(in_child.get(), STDIN_FILENO);
+        ::dup2(out_w.get(), STDOUT_FILENO);
+        ::dup2(err_w.get(), STDERR_FILENO);
+        if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+            int e = errno;
+            (void)!::write(exec_w.get(), &e, sizeof e);
+            ::_exit(127);
+        }
+        ::execvpe(cargv[0], cargv.data(), cenv.data());
+        int e = errno;
+        (void)!::write(exec_w.get(), &e, sizeof e);
+        ::_exit(127);
+    }
+
+    in_child.reset();
+    out_w.reset();
+    err_w.reset();
+    exec_w.reset();
+
+    int exec_errno = 0;
+    ssize_t got;
+    do {
+        got = ::read(exec_r.get(), &exec_errno, sizeof exec_errno);
+    } while (got < 0 && errno == EINTR);
+    if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+        ::waitpid(pid, nullptr, 0);
+        throw std::system_error(exec_errno, std::generic_category(),
+                                "cannot run '" + argv[0] + "'");
+    }
+
+    ProcessResult result;
+    std::size_t input_done = 0;
+    if (options.has_input && options.input.empty()) in_parent.reset();
+    const auto deadline = steady_clock::now() + options.timeout;
+
+    while (out_r.get() >= 0 || err_r.get() >= 0) {
+        int wait_ms = -1;
+        if (options.timeout.count() > 0 && !result.timed_out) {
+            const auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+            if (left.count() <= 0) {
+                // Kill the group; the pipes then reach EOF unless a stray process escaped
+                // the group, which the bounded drain below tolerates.
+                result.timed_out = true;
+                ::kill(-pid, SIGKILL);
+                ::kill(pid, SIGKILL);
+                in_parent.reset();
+            } else {
+                wait_ms = static_cast<int>(left.count());
+            }
+        }
+        if (result.timed_out) wait_ms = 1000;
+
+        pollfd fds[3] = {
+            {out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {in_parent.get(), POLLOUT, 0}};
+        const int n = ::poll(fds, 3, wait_ms);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            detail::throw_errno("poll");
+        }
+        if (n == 0) {
+            if (result.timed_out) break;  // killed, yet a pipe stays open: give up on it
+            continue;
+        }
+        auto drain = [](detail::Fd& fd, short revents, std::string& into) {
+            if (fd.get() < 0 || revents == 0) return;
+            char buf[4096];
+            const ssize_t r = ::read(fd.get(), buf, sizeof buf);
+            if (r > 0) {
+                into.append(buf, static_cast<std::size_t>(r));
+            } else if (r == 0 || errno != EINTR) {
+                fd.reset();
+            }
+        };
+        drain(out_r, fds[0].revents, result.out);
+        drain(err_r, fds[1].revents, result.err);
+        if (in_parent.get() >= 0 && fds[2].revents != 0) {
+            const ssize_t w =
+                ::send(in_parent.get(), options.input.data() + input_done,
+                       options.input.size() - input_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w > 0) input_done += static_cast<std::size_t>(w);
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || input_done == options.input.size())
+                in_parent.reset();  // done, or the child stopped reading
+        }
+    }
+
+    int wstatus = 0;
+    while (::waitpid(pid, &wstatus, 0) < 0) {
+        if (errno != EINTR) detail::throw_errno("waitpid");
+    }
+    if (WIFEXITED(wstatus)) {
+        result.status = WEXITSTATUS(wstatus);
+    } else if (WIFSIGNALED(wstatus)) {
+        result.signal = WTERMSIG(wstatus);
+        result.status = 128 + result.signal;
+    }
+    return result;
+}
+
+// For test failure messages: everything about a run in one string.
+inline std::string describe(const ProcessResult& r) {
+    std::string s = "status=" + std::to_string(r.status);
+    if (r.signal != 0) s += " signal=" + std::to_string(r.signal);
+    if (r.timed_out) s += " (timed out)";
+    s += "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
+    return s;
+}
+
+}  // namespace ukvm::test
