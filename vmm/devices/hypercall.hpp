@@ -1,0 +1,78 @@
+// The hypercall doorbell (ABI v1, virtio/include/ukvm/hypercall.h; docs/hypercall-abi.md).
+//
+// HypercallHandler does the work against guest memory and a console sink alone, so it is
+// testable without a VM; HypercallPort puts it on the port bus.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "ukvm/hypercall.h"
+#include "vmm/bus.hpp"
+#include "vmm/console.hpp"
+#include "vmm/guest_memory.hpp"
+
+namespace ukvm {
+
+struct HypercallBootInfo {
+    std::uint64_t memory_bytes = 0;
+    std::uint32_t vcpus = 1;
+    std::string cmdline;
+};
+
+enum class HypercallResult {
+    Replied,  // the message now holds the reply
+    Dropped,  // the message was unreachable or misaligned; memory untouched
+    Halt,     // the guest asked to end the VM with HypercallOutcome::halt_status
+};
+
+struct HypercallOutcome {
+    HypercallResult result;
+    int halt_status = 0;  // for Halt: 0..255
+};
+
+class HypercallHandler {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    HypercallHandler(GuestMemory& memory, ConsoleSink& console, HypercallBootInfo info,
+                     Clock::time_point created = Clock::now());
+
+    // Handles the message at guest-physical address gpa.
+    HypercallOutcome handle(std::uint64_t gpa);
+
+private:
+    hc::Status console_write(const hc::Message& request, hc::Message& reply);
+    hc::Status log(const hc::Message& request, hc::Message& reply);
+    hc::Status time(hc::Message& reply) const;
+    hc::Status boot_info(const hc::Message& request, hc::Message& reply);
+
+    GuestMemory& memory_;
+    ConsoleSink& console_;
+    HypercallBootInfo info_;
+    Clock::time_point created_;
+};
+
+class HypercallPort : public Device {
+public:
+    HypercallPort(HypercallHandler& handler, std::function<void(int)> on_halt);
+
+    void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
+    void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
+
+    // When the first hypercall arrived (for RunOptions::timing).
+    std::optional<std::chrono::steady_clock::time_point> first_call() const { return first_call_; }
+
+private:
+    void warn_ignored(const char* what, std::size_t size);
+
+    HypercallHandler& handler_;
+    std::function<void(int)> on_halt_;
+    std::optional<std::chrono::steady_clock::time_point> first_call_;
+    std::uint64_t ignored_ = 0;
+};
+
+}  // namespace ukvm
