@@ -1,0 +1,415 @@
+// load_config: a good config, the defaults, and every mistake a user can make, each
+// reported with the file, line, column and key.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "vmm/config.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using ukvm::ConfigError;
+using ukvm::ConsoleInput;
+using ukvm::ConsoleOutput;
+using ukvm::GuestConfig;
+using ukvm::load_config;
+
+// Each test gets its own directory with a dummy kernel and two dummy modules in it.
+class ConfigTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        static std::atomic<int> counter{0};
+        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = fs::temp_directory_path() / ("ukvm-test-config-" + std::to_string(::getpid()) + "-" +
+                                            std::to_string(counter++) + "-" + info->name());
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+        // Readable by the unprivileged user the permission tests switch to.
+        fs::permissions(dir_, fs::perms(0755));
+        write("kernel.bin", "kernel");
+        write("a.bin", "module a");
+        write("b.bin", "module b");
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+
+    fs::path write(const std::string& name, const std::string& text) {
+        const fs::path p = dir_ / name;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p, std::ios::binary) << text;
+        return p;
+    }
+
+    // Writes guest.toml and loads it, expecting a ConfigError; returns its message.
+    std::string error_of(const std::string& toml) {
+        const fs::path p = write("guest.toml", toml);
+        try {
+            load_config(p);
+        } catch (const ConfigError& e) {
+            return e.what();
+        }
+        ADD_FAILURE() << "no ConfigError for:\n" << toml;
+        return {};
+    }
+
+    // "FILE:LINE:COL: KEY: " for guest.toml, the start of every positioned message.
+    std::string at(int line, int column, const std::string& key) const {
+        return (dir_ / "guest.toml").string() + ":" + std::to_string(line) + ":" +
+               std::to_string(column) + ": " + key + ": ";
+    }
+
+    fs::path dir_;
+};
+
+constexpr const char* kMinimal = "name = \"g\"\nkernel = \"kernel.bin\"\n";
+
+TEST_F(ConfigTest, FullConfig) {
+    const fs::path file = write("guest.toml", R"(name = "hello_1.2-x"
+memory = 256
+vcpus = 1
+kernel = "kernel.bin"
+cmdline = "console=hvc verbose=2"
+
+[[module]]
+path = "a.bin"
+args = "pm --trace"
+
+[[module]]
+path = "./sub/../b.bin"
+
+[console]
+output = "file"
+file = "out/console.log"
+input = "stdin"
+)");
+    fs::create_directory(dir_ / "out");
+    const GuestConfig c = load_config(file);
+    EXPECT_EQ(c.source, file);
+    EXPECT_EQ(c.name, "hello_1.2-x");
+    EXPECT_EQ(c.memory_mib, 256u);
+    EXPECT_EQ(c.vcpus, 1u);
+    EXPECT_EQ(c.kernel, dir_ / "kernel.bin");
+    EXPECT_EQ(c.cmdline, "console=hvc verbose=2");
+    ASSERT_EQ(c.modules.size(), 2u);
+    EXPECT_EQ(c.modules[0].path, dir_ / "a.bin");
+    EXPECT_EQ(c.modules[0].args, "pm --trace");
+    EXPECT_EQ(c.modules[1].path, dir_ / "b.bin");
+    EXPECT_EQ(c.modules[1].args, "");
+    EXPECT_EQ(c.console.output, ConsoleOutput::File);
+    EXPECT_EQ(c.console.file, dir_ / "out" / "console.log");
+    EXPECT_EQ(c.console.input, ConsoleInput::Stdin);
+}
+
+TEST_F(ConfigTest, Defaults) {
+    const GuestConfig c = load_config(write("guest.toml", kMinimal));
+    EXPECT_EQ(c.name, "g");
+    EXPECT_EQ(c.memory_mib, 64u);
+    EXPECT_EQ(c.vcpus, 1u);
+    EXPECT_EQ(c.cmdline, "");
+    EXPECT_TRUE(c.modules.empty());
+    EXPECT_EQ(c.console.output, ConsoleOutput::Stdout);
+    EXPECT_EQ(c.console.input, ConsoleInput::Auto);
+    EXPECT_TRUE(c.console.file.empty());
+}
+
+TEST_F(ConfigTest, ConsoleChoices) {
+    const GuestConfig c = load_config(write(
+        "guest.toml", std::string(kMinimal) + "[console]\noutput = \"null\"\ninput = \"none\"\n"));
+    EXPECT_EQ(c.console.output, ConsoleOutput::Null);
+    EXPECT_EQ(c.console.input, ConsoleInput::None);
+    // Dotted keys are the same table in TOML.
+    const GuestConfig d =
+        load_config(write("guest.toml", std::string(kMinimal) + "console.input = \"auto\"\n"));
+    EXPECT_EQ(d.console.input, ConsoleInput::Auto);
+}
+
+TEST_F(ConfigTest, ShippedSamplesAreValid) {
+    const fs::path data = UKVM_TEST_DATA_DIR;
+    const GuestConfig full = load_config(data / "full.toml");
+    EXPECT_EQ(full.name, "full-guest_1.0");
+    EXPECT_EQ(full.modules.size(), 2u);
+    EXPECT_EQ(full.kernel, (data / "kernel.bin").lexically_normal());
+    EXPECT_EQ(load_config(data / "minimal.toml").name, "minimal");
+}
+
+TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigDirectory) {
+    write("sub/kernel.bin", "another kernel");
+    write("sub/guest.toml", kMinimal);
+    const fs::path abs_kernel = dir_ / "a.bin";
+    write("sub/abs.toml", "name = \"g\"\nkernel = \"" + abs_kernel.string() + "\"\n");
+
+    // Loaded through a relative path from elsewhere: still the config's directory.
+    const fs::path cwd = fs::current_path();
+    fs::current_path(dir_);
+    GuestConfig c;
+    EXPECT_NO_THROW(c = load_config("sub/guest.toml"));
+    fs::current_path(cwd);
+    EXPECT_EQ(c.kernel, dir_ / "sub" / "kernel.bin");
+    EXPECT_TRUE(c.kernel.is_absolute());
+
+    EXPECT_EQ(load_config(dir_ / "sub" / "abs.toml").kernel, abs_kernel);
+}
+
+TEST_F(ConfigTest, SyntaxErrorHasPosition) {
+    const std::string msg = error_of("name = \"g\"\nmemory = [1,\n");
+    EXPECT_THAT(msg, StartsWith((dir_ / "guest.toml").string() + ":2:"));
+    EXPECT_THAT(msg, HasSubstr("TOML syntax error"));
+
+    const std::string dup = error_of("name = \"g\"\nname = \"h\"\n");
+    EXPECT_THAT(dup, StartsWith((dir_ / "guest.toml").string() + ":2:"));
+    EXPECT_THAT(dup, HasSubstr("TOML syntax error"));
+}
+
+TEST_F(ConfigTest, UnknownKeys) {
+    EXPECT_EQ(error_of(std::string(kMinimal) + "\nmemroy = 64\n"),
+              at(4, 1, "memroy") + "unknown key");
+    // The first one in the file is named, whichever way the table sorts them.
+    EXPECT_EQ(error_of("zz = 1\nname = \"g\"\naa = 2\nkernel = \"kernel.bin\"\n"),
+              at(1, 1, "zz") + "unknown key");
+    EXPECT_EQ(error_of(std::string(kMinimal) +
+                       "[[module]]\npath = \"a.bin\"\n[[module]]\npath = \"b.bin\"\n  pth = 1\n"),
+              at(7, 3, "module[1].pth") + "unknown key");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\noutput = \"stdout\"\ncolour = true\n"),
+              at(5, 1, "console.colour") + "unknown key");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console.extra]\nx = 1\n"),
+              at(3, 10, "console.extra") + "unknown key");
+}
+
+TEST_F(ConfigTest, WrongTypes) {
+    EXPECT_EQ(error_of("name = \"g\"\nkernel = \"kernel.bin\"\nmemory = \"64\"\n"),
+              at(3, 10, "memory") + "expected an integer, got a string");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "memory = 64.0\n"),
+              at(3, 10, "memory") + "expected an integer, got a float");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "vcpus = true\n"),
+              at(3, 9, "vcpus") + "expected an integer, got a boolean");
+    EXPECT_EQ(error_of("name = 7\nkernel = \"kernel.bin\"\n"),
+              at(1, 8, "name") + "expected a string, got an integer");
+    EXPECT_EQ(error_of("name = \"g\"\nkernel = [\"kernel.bin\"]\n"),
+              at(2, 10, "kernel") + "expected a string, got an array");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "cmdline = 1979-05-27\n"),
+              at(3, 11, "cmdline") + "expected a string, got a date");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "module = \"a.bin\"\n"),
+              at(3, 10, "module") + "expected an array of tables ([[module]]), got a string");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[module]\npath = \"a.bin\"\n"),
+              at(3, 1, "module") + "expected an array of tables ([[module]]), got a table");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "module = [\"a.bin\"]\n"),
+              at(3, 11, "module[0]") + "expected a table, got a string");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[[module]]\npath = \"a.bin\"\nargs = 3\n"),
+              at(5, 8, "module[0].args") + "expected a string, got an integer");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "console = \"stdout\"\n"),
+              at(3, 11, "console") + "expected a table, got a string");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\noutput = 1\n"),
+              at(4, 10, "console.output") + "expected a string, got an integer");
+}
+
+TEST_F(ConfigTest, MissingRequiredKeysPointAtTheirTable) {
+    EXPECT_EQ(error_of("kernel = \"kernel.bin\"\n"), at(1, 1, "name") + "required key is missing");
+    EXPECT_EQ(error_of("name = \"g\"\n"), at(1, 1, "kernel") + "required key is missing");
+    EXPECT_EQ(error_of(""), at(1, 1, "name") + "required key is missing");
+    EXPECT_EQ(error_of(std::string(kMinimal) +
+                       "[[module]]\npath = \"a.bin\"\n\n[[module]]\nargs = \"x\"\n"),
+              at(6, 1, "module[1].path") + "required key is missing");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "\n[console]\noutput = \"file\"\n"),
+              at(4, 1, "console.file") + "required when console.output = \"file\"");
+}
+
+TEST_F(ConfigTest, OutOfRangeValues) {
+    EXPECT_EQ(error_of(std::string(kMinimal) + "memory = 1\n"),
+              at(3, 10, "memory") + "1 MiB is out of range (2..65536 MiB)");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "memory = 65537\n"),
+              at(3, 10, "memory") + "65537 MiB is out of range (2..65536 MiB)");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "memory = -64\n"),
+              at(3, 10, "memory") + "-64 MiB is out of range (2..65536 MiB)");
+    EXPECT_EQ(load_config(write("guest.toml", std::string(kMinimal) + "memory = 2\n")).memory_mib,
+              2u);
+    EXPECT_EQ(
+        load_config(write("guest.toml", std::string(kMinimal) + "memory = 65536\n")).memory_mib,
+        65536u);
+    EXPECT_EQ(error_of(std::string(kMinimal) + "vcpus = 2\n"),
+              at(3, 9, "vcpus") + "only 1 vCPU is supported for now, got 2");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "vcpus = 0\n"),
+              at(3, 9, "vcpus") + "only 1 vCPU is supported for now, got 0");
+}
+
+TEST_F(ConfigTest, BadNames) {
+    EXPECT_EQ(error_of("name = \"\"\nkernel = \"kernel.bin\"\n"),
+              at(1, 8, "name") + "must not be empty");
+    EXPECT_EQ(error_of("name = \"hello world\"\nkernel = \"kernel.bin\"\n"),
+              at(1, 8, "name") + "contains ' '; only A-Z a-z 0-9 _ . - are allowed");
+    EXPECT_EQ(error_of("name = \"a/b\"\nkernel = \"kernel.bin\"\n"),
+              at(1, 8, "name") + "contains '/'; only A-Z a-z 0-9 _ . - are allowed");
+    EXPECT_EQ(error_of("name = \"" + std::string(65, 'n') + "\"\nkernel = \"kernel.bin\"\n"),
+              at(1, 8, "name") + "is 65 characters long, the limit is 64");
+    EXPECT_EQ(load_config(write("guest.toml", "name = \"" + std::string(64, 'n') +
+                                                  "\"\nkernel = \"kernel.bin\"\n"))
+                  .name.size(),
+              64u);
+}
+
+TEST_F(ConfigTest, EmptyPaths) {
+    EXPECT_EQ(error_of("name = \"g\"\nkernel = \"\"\n"),
+              at(2, 10, "kernel") + "must not be empty (a file path is required)");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[[module]]\npath = \"\"\n"),
+              at(4, 8, "module[0].path") + "must not be empty (a file path is required)");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\noutput = \"file\"\nfile = \"\"\n"),
+              at(5, 8, "console.file") + "must not be empty (a file path is required)");
+}
+
+TEST_F(ConfigTest, MissingFiles) {
+    EXPECT_EQ(error_of("name = \"g\"\nkernel = \"nope.bin\"\n"),
+              at(2, 10, "kernel") + "file '" + (dir_ / "nope.bin").string() + "' does not exist");
+    EXPECT_EQ(error_of(std::string(kMinimal) +
+                       "[[module]]\npath = \"a.bin\"\n[[module]]\npath = \"gone/b.bin\"\n"),
+              at(6, 8, "module[1].path") + "file '" + (dir_ / "gone/b.bin").string() +
+                  "' does not exist");
+}
+
+TEST_F(ConfigTest, FilesThatAreNotRegular) {
+    fs::create_directory(dir_ / "kdir");
+    EXPECT_EQ(
+        error_of("name = \"g\"\nkernel = \"kdir\"\n"),
+        at(2, 10, "kernel") + "'" + (dir_ / "kdir").string() + "' is a directory, not a file");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[[module]]\npath = \"/dev/null\"\n"),
+              at(4, 8, "module[0].path") + "'/dev/null' is not a regular file");
+}
+
+// Runs load_config without read permission on `unreadable`: as root (which reads
+// everything) in a child switched to user nobody, otherwise directly. Returns the error.
+std::string error_without_read_permission(const fs::path& config, const fs::path& unreadable) {
+    fs::permissions(unreadable, fs::perms::none);
+    if (::geteuid() != 0) {
+        try {
+            load_config(config);
+        } catch (const ConfigError& e) {
+            return e.what();
+        }
+        return "(no error)";
+    }
+    int fds[2];
+    if (::pipe(fds) != 0) return "(pipe failed)";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(fds[0]);
+        std::string result = "(no error)";
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) {
+            result = "(cannot switch to user nobody)";
+        } else {
+            try {
+                load_config(config);
+            } catch (const std::exception& e) {
+                result = e.what();
+            }
+        }
+        (void)!::write(fds[1], result.data(), result.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::string result;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) result.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    ::waitpid(pid, nullptr, 0);
+    return result;
+}
+
+TEST_F(ConfigTest, UnreadableKernel) {
+    const fs::path config = write("guest.toml", kMinimal);
+    fs::permissions(config, fs::perms(0644));
+    EXPECT_EQ(error_without_read_permission(config, dir_ / "kernel.bin"),
+              at(2, 10, "kernel") + "file '" + (dir_ / "kernel.bin").string() +
+                  "' is not readable: Permission denied");
+}
+
+TEST_F(ConfigTest, UnreadableConfig) {
+    const fs::path config = write("guest.toml", kMinimal);
+    EXPECT_EQ(error_without_read_permission(config, config),
+              config.string() + ": cannot read config file: Permission denied");
+}
+
+TEST_F(ConfigTest, MissingOrOddConfigFile) {
+    const fs::path missing = dir_ / "missing.toml";
+    try {
+        load_config(missing);
+        ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), missing.string() + ": config file does not exist");
+    }
+    try {
+        load_config(dir_);
+        ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), dir_.string() + ": config is not a regular file");
+    }
+}
+
+TEST_F(ConfigTest, ConsoleFile) {
+    const std::string console = std::string(kMinimal) + "[console]\noutput = \"file\"\n";
+    EXPECT_EQ(
+        error_of(console + "file = \"logs/console.log\"\n"),
+        at(5, 8, "console.file") + "directory '" + (dir_ / "logs").string() + "' does not exist");
+    EXPECT_EQ(
+        error_of(console + "file = \"kernel.bin/console.log\"\n"),
+        at(5, 8, "console.file") + "'" + (dir_ / "kernel.bin").string() + "' is not a directory");
+    fs::create_directory(dir_ / "logs");
+    EXPECT_EQ(error_of(console + "file = \"logs\"\n"),
+              at(5, 8, "console.file") + "'" + (dir_ / "logs").string() + "' is a directory");
+    // Need not exist yet; an existing file is fine too.
+    EXPECT_EQ(load_config(write("guest.toml", console + "file = \"logs/c.log\"\n")).console.file,
+              dir_ / "logs" / "c.log");
+    EXPECT_EQ(load_config(write("guest.toml", console + "file = \"a.bin\"\n")).console.file,
+              dir_ / "a.bin");
+
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\nfile = \"c.log\"\n"),
+              at(4, 8, "console.file") + "only allowed when console.output = \"file\"");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\noutput = \"stderr\"\n"),
+              at(4, 10, "console.output") +
+                  "expected one of \"stdout\", \"file\", \"null\", got \"stderr\"");
+    EXPECT_EQ(
+        error_of(std::string(kMinimal) + "[console]\ninput = \"tty\"\n"),
+        at(4, 9, "console.input") + "expected one of \"auto\", \"stdin\", \"none\", got \"tty\"");
+}
+
+TEST_F(ConfigTest, LengthAndCountLimits) {
+    const std::string ok_cmdline =
+        std::string(kMinimal) + "cmdline = \"" + std::string(4096, 'c') + "\"\n";
+    EXPECT_EQ(load_config(write("guest.toml", ok_cmdline)).cmdline.size(), 4096u);
+    EXPECT_EQ(error_of(std::string(kMinimal) + "cmdline = \"" + std::string(4097, 'c') + "\"\n"),
+              at(3, 11, "cmdline") + "is 4097 bytes long, the limit is 4096");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[[module]]\npath = \"a.bin\"\nargs = \"" +
+                       std::string(4097, 'a') + "\"\n"),
+              at(5, 8, "module[0].args") + "is 4097 bytes long, the limit is 4096");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "cmdline = \"a\\u0000b\"\n"),
+              at(3, 11, "cmdline") + "must not contain a NUL character");
+
+    auto modules = [](int n) {
+        std::string s;
+        for (int i = 0; i < n; ++i) s += "[[module]]\npath = \"a.bin\"\n";
+        return s;
+    };
+    EXPECT_EQ(load_config(write("guest.toml", std::string(kMinimal) + modules(64))).modules.size(),
+              64u);
+    EXPECT_EQ(error_of(std::string(kMinimal) + modules(65)),
+              at(3, 1, "module") + "65 modules given, the limit is 64");
+}
+
+TEST_F(ConfigTest, ReservedDevices) {
+    EXPECT_EQ(error_of(std::string(kMinimal) + "\n[[disk]]\npath = \"disk.img\"\n"),
+              at(4, 1, "disk") + "[[disk]] devices are not supported yet");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[[net]]\ntap = \"tap0\"\n"),
+              at(3, 1, "net") + "[[net]] devices are not supported yet");
+}
+
+}  // namespace

@@ -1,0 +1,384 @@
+// guest.toml → GuestConfig. Every check happens here, before anything is booted, so that
+// a user's mistake is reported once, with the file, line, column and key it is about.
+#include "vmm/config.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <string_view>
+#include <utility>
+
+namespace ukvm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Limits on what a guest is handed at boot; generous, but a typo cannot exhaust memory.
+constexpr std::size_t kMaxNameLength = 64;
+constexpr std::size_t kMaxCmdlineBytes = 4096;
+constexpr std::size_t kMaxModuleArgsBytes = 4096;
+constexpr std::size_t kMaxModules = 64;
+// A config is a few hundred bytes; anything this large is the wrong file.
+constexpr std::uintmax_t kMaxConfigBytes = 1 << 20;
+
+std::string_view type_name(toml::node_type type) {
+    switch (type) {
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a float";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+// "FILE:LINE:COL" (or just "FILE" when toml++ has no position).
+std::string where(const fs::path& file, const toml::source_position& at) {
+    std::string s = file.string();
+    if (at.line != 0) s += ":" + std::to_string(at.line) + ":" + std::to_string(at.column);
+    return s;
+}
+
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
+
+std::string read_config_text(const fs::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) {
+        const int err = errno;
+        if (err == ENOENT || err == ENOTDIR)
+            throw ConfigError(file.string() + ": config file does not exist");
+        throw ConfigError(file.string() + ": cannot access config file: " + errno_text(err));
+    }
+    if (!S_ISREG(st.st_mode)) throw ConfigError(file.string() + ": config is not a regular file");
+    if (static_cast<std::uintmax_t>(st.st_size) > kMaxConfigBytes)
+        throw ConfigError(file.string() + ": config file is larger than 1 MiB");
+    // open() rather than ifstream alone: it says why a file cannot be read.
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        throw ConfigError(file.string() + ": cannot read config file: " + errno_text(errno));
+    }
+    ::close(fd);
+    std::ifstream in(file, std::ios::binary);
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) throw ConfigError(file.string() + ": cannot read config file");
+    return text;
+}
+
+// Reads a parsed guest.toml into a GuestConfig. Keys in messages are spelled as a user
+// would look for them: "memory", "module[1].path", "console.output".
+class ConfigReader {
+public:
+    ConfigReader(fs::path file, const toml::table& root)
+        : file_(std::move(file)), dir_(fs::absolute(file_).parent_path()), root_(root) {}
+
+    GuestConfig read() const {
+        reject_unknown_keys(
+            root_, "",
+            {"name", "memory", "vcpus", "kernel", "cmdline", "module", "console", "disk", "net"});
+        for (std::string_view reserved : {"disk", "net"}) {
+            if (const toml::node* n = root_.get(reserved)) {
+                fail(*n, reserved,
+                     "[[" + std::string(reserved) + "]] devices are not supported yet");
+            }
+        }
+
+        GuestConfig config;
+        config.source = fs::absolute(file_).lexically_normal();
+        config.name = read_name(require(root_, "name", "name"));
+        if (const toml::node* n = root_.get("memory")) config.memory_mib = read_memory(*n);
+        if (const toml::node* n = root_.get("vcpus")) config.vcpus = read_vcpus(*n);
+        config.kernel = read_input_file(require(root_, "kernel", "kernel"), "kernel");
+        if (const toml::node* n = root_.get("cmdline")) {
+            config.cmdline = read_boot_string(*n, "cmdline", kMaxCmdlineBytes);
+        }
+        if (const toml::node* n = root_.get("module")) config.modules = read_modules(*n);
+        if (const toml::node* n = root_.get("console")) config.console = read_console(*n);
+        return config;
+    }
+
+private:
+    [[noreturn]] void fail(const toml::source_region& at, std::string_view key,
+                           std::string_view what) const {
+        std::string msg = where(file_, at.begin);
+        msg += ": ";
+        msg += key;
+        msg += ": ";
+        msg += what;
+        throw ConfigError(msg);
+    }
+    [[noreturn]] void fail(const toml::node& at, std::string_view key,
+                           std::string_view what) const {
+        fail(at.source(), key, what);
+    }
+
+    static std::string join(std::string_view prefix, std::string_view key) {
+        return prefix.empty() ? std::string(key) : std::string(prefix) + "." + std::string(key);
+    }
+
+    // Reports the unknown key that comes first in the file, so the error is stable.
+    void reject_unknown_keys(const toml::table& table, std::string_view prefix,
+                             std::initializer_list<std::string_view> known) const {
+        const toml::key* first = nullptr;
+        for (auto&& [key, value] : table) {
+            if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
+            const auto& pos = key.source().begin;
+            if (first == nullptr || pos < first->source().begin) first = &key;
+        }
+        if (first != nullptr) fail(first->source(), join(prefix, first->str()), "unknown key");
+    }
+
+    // A missing key is reported at the table that should hold it.
+    const toml::node& require(const toml::table& table, std::string_view key,
+                              std::string_view name) const {
+        const toml::node* n = table.get(key);
+        if (n == nullptr) fail(table, name, "required key is missing");
+        return *n;
+    }
+
+    [[noreturn]] void wrong_type(const toml::node& n, std::string_view key,
+                                 std::string_view expected) const {
+        fail(n, key,
+             "expected " + std::string(expected) + ", got " + std::string(type_name(n.type())));
+    }
+
+    const std::string& read_string(const toml::node& n, std::string_view key) const {
+        const auto* s = n.as_string();
+        if (s == nullptr) wrong_type(n, key, "a string");
+        return s->get();
+    }
+
+    std::int64_t read_integer(const toml::node& n, std::string_view key) const {
+        const auto* i = n.as_integer();
+        if (i == nullptr) wrong_type(n, key, "an integer");
+        return i->get();
+    }
+
+    const toml::table& read_table(const toml::node& n, std::string_view key) const {
+        const auto* t = n.as_table();
+        if (t == nullptr) wrong_type(n, key, "a table");
+        return *t;
+    }
+
+    // One of a fixed set of words, e.g. console.output.
+    template <typename Enum>
+    Enum read_choice(const toml::node& n, std::string_view key,
+                     std::initializer_list<std::pair<std::string_view, Enum>> choices) const {
+        const std::string& value = read_string(n, key);
+        std::string names;
+        for (const auto& [name, e] : choices) {
+            if (value == name) return e;
+            names += names.empty() ? "" : ", ";
+            names += "\"" + std::string(name) + "\"";
+        }
+        fail(n, key, "expected one of " + names + ", got \"" + value + "\"");
+    }
+
+    std::string read_name(const toml::node& n) const {
+        const std::string& name = read_string(n, "name");
+        if (name.empty()) fail(n, "name", "must not be empty");
+        if (name.size() > kMaxNameLength) {
+            fail(n, "name",
+                 "is " + std::to_string(name.size()) + " characters long, the limit is " +
+                     std::to_string(kMaxNameLength));
+        }
+        for (char c : name) {
+            const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+            if (!ok) {
+                const std::string shown = (c >= 0x20 && c < 0x7f) ? "'" + std::string(1, c) + "'"
+                                                                  : "a control or non-ASCII byte";
+                fail(n, "name", "contains " + shown + "; only A-Z a-z 0-9 _ . - are allowed");
+            }
+        }
+        return name;
+    }
+
+    std::uint64_t read_memory(const toml::node& n) const {
+        const std::int64_t mib = read_integer(n, "memory");
+        if (mib < static_cast<std::int64_t>(kMinMemoryMib) ||
+            mib > static_cast<std::int64_t>(kMaxMemoryMib)) {
+            fail(n, "memory",
+                 std::to_string(mib) + " MiB is out of range (" + std::to_string(kMinMemoryMib) +
+                     ".." + std::to_string(kMaxMemoryMib) + " MiB)");
+        }
+        return static_cast<std::uint64_t>(mib);
+    }
+
+    unsigned read_vcpus(const toml::node& n) const {
+        const std::int64_t vcpus = read_integer(n, "vcpus");
+        if (vcpus != 1) {
+            fail(n, "vcpus", "only 1 vCPU is supported for now, got " + std::to_string(vcpus));
+        }
+        return 1;
+    }
+
+    // The guest gets these bytes as a C string, so a NUL would silently truncate them.
+    std::string read_boot_string(const toml::node& n, std::string_view key,
+                                 std::size_t max_bytes) const {
+        const std::string& s = read_string(n, key);
+        if (s.size() > max_bytes) {
+            fail(n, key,
+                 "is " + std::to_string(s.size()) + " bytes long, the limit is " +
+                     std::to_string(max_bytes));
+        }
+        if (s.find('\0') != std::string::npos) fail(n, key, "must not contain a NUL character");
+        return s;
+    }
+
+    // A path from the config: non-empty, relative to the config file's directory.
+    fs::path read_path(const toml::node& n, std::string_view key) const {
+        const std::string& s = read_string(n, key);
+        if (s.empty()) fail(n, key, "must not be empty (a file path is required)");
+        if (s.find('\0') != std::string::npos) fail(n, key, "must not contain a NUL character");
+        return (dir_ / fs::path(s)).lexically_normal();
+    }
+
+    // A file ukvm will load into the guest: it must exist, be a regular file and readable.
+    fs::path read_input_file(const toml::node& n, std::string_view key) const {
+        const fs::path path = read_path(n, key);
+        const std::string quoted = "'" + path.string() + "'";
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) {
+            const int err = errno;
+            if (err == ENOENT || err == ENOTDIR) fail(n, key, "file " + quoted + " does not exist");
+            fail(n, key, "cannot access " + quoted + ": " + errno_text(err));
+        }
+        if (S_ISDIR(st.st_mode)) fail(n, key, quoted + " is a directory, not a file");
+        if (!S_ISREG(st.st_mode)) fail(n, key, quoted + " is not a regular file");
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) fail(n, key, "file " + quoted + " is not readable: " + errno_text(errno));
+        ::close(fd);
+        return path;
+    }
+
+    std::vector<ModuleConfig> read_modules(const toml::node& n) const {
+        const auto* array = n.as_array();
+        if (array == nullptr) wrong_type(n, "module", "an array of tables ([[module]])");
+        if (array->size() > kMaxModules) {
+            fail(n, "module",
+                 std::to_string(array->size()) + " modules given, the limit is " +
+                     std::to_string(kMaxModules));
+        }
+        std::vector<ModuleConfig> modules;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const std::string key = "module[" + std::to_string(i) + "]";
+            const toml::table& table = read_table(*array->get(i), key);
+            reject_unknown_keys(table, key, {"path", "args"});
+            ModuleConfig module;
+            const std::string path_key = key + ".path";
+            module.path = read_input_file(require(table, "path", path_key), path_key);
+            if (const toml::node* args = table.get("args")) {
+                module.args = read_boot_string(*args, key + ".args", kMaxModuleArgsBytes);
+            }
+            modules.push_back(std::move(module));
+        }
+        return modules;
+    }
+
+    ConsoleConfig read_console(const toml::node& n) const {
+        const toml::table& table = read_table(n, "console");
+        reject_unknown_keys(table, "console", {"output", "file", "input"});
+        ConsoleConfig console;
+        if (const toml::node* out = table.get("output")) {
+            console.output = read_choice<ConsoleOutput>(*out, "console.output",
+                                                        {{"stdout", ConsoleOutput::Stdout},
+                                                         {"file", ConsoleOutput::File},
+                                                         {"null", ConsoleOutput::Null}});
+        }
+        if (const toml::node* in = table.get("input")) {
+            console.input = read_choice<ConsoleInput>(*in, "console.input",
+                                                      {{"auto", ConsoleInput::Auto},
+                                                       {"stdin", ConsoleInput::Stdin},
+                                                       {"none", ConsoleInput::None}});
+        }
+        const toml::node* file = table.get("file");
+        if (console.output == ConsoleOutput::File) {
+            if (file == nullptr) {
+                fail(table, "console.file", "required when console.output = \"file\"");
+            }
+            console.file = read_output_file(*file, "console.file");
+        } else if (file != nullptr) {
+            fail(*file, "console.file", "only allowed when console.output = \"file\"");
+        }
+        return console;
+    }
+
+    // A file ukvm will write: it need not exist, but its directory must, and it must be
+    // writable, so the mistake shows up now rather than after the guest has booted.
+    fs::path read_output_file(const toml::node& n, std::string_view key) const {
+        const fs::path path = read_path(n, key);
+        const fs::path dir = path.parent_path();
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0) {
+            if (S_ISDIR(st.st_mode)) fail(n, key, "'" + path.string() + "' is a directory");
+            if (::access(path.c_str(), W_OK) != 0) {
+                fail(n, key, "file '" + path.string() + "' is not writable: " + errno_text(errno));
+            }
+            return path;
+        }
+        if (::stat(dir.c_str(), &st) != 0) {
+            const int err = errno;
+            if (err == ENOENT || err == ENOTDIR) {
+                fail(n, key, "directory '" + dir.string() + "' does not exist");
+            }
+            fail(n, key, "cannot access directory '" + dir.string() + "': " + errno_text(err));
+        }
+        if (!S_ISDIR(st.st_mode)) fail(n, key, "'" + dir.string() + "' is not a directory");
+        if (::access(dir.c_str(), W_OK) != 0) {
+            fail(n, key, "cannot create a file in '" + dir.string() + "': " + errno_text(errno));
+        }
+        return path;
+    }
+
+    fs::path file_;  // as the user named it, for messages
+    fs::path dir_;   // absolute: where relative paths in the config start
+    const toml::table& root_;
+};
+
+}  // namespace
+
+GuestConfig load_config(const std::filesystem::path& file) {
+    const std::string text = read_config_text(file);
+    toml::table root;
+    try {
+        root = toml::parse(text, file.string());
+    } catch (const toml::parse_error& e) {
+        std::string what(e.description());
+        // toml++ says "Error while parsing X: ..."; fold that into one phrase.
+        constexpr std::string_view kPrefix = "Error while";
+        if (what.starts_with(kPrefix)) {
+            what = "TOML syntax error while" + what.substr(kPrefix.size());
+        } else {
+            what = "TOML syntax error: " + what;
+        }
+        throw ConfigError(where(file, e.source().begin) + ": " + what);
+    }
+    return ConfigReader(file, root).read();
+}
+
+}  // namespace ukvm

@@ -1,0 +1,124 @@
+// The ukvm command line: run, validate, version. Maps every failure to an exit status
+// (see vmm/machine.hpp) and a one-line message on stderr.
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "ukvm/hypercall.h"
+#include "vmm/config.hpp"
+#include "vmm/machine.hpp"
+
+namespace {
+
+// "KVM API version N", or why /dev/kvm cannot be used; never fails, `version` is a probe.
+std::string kvm_status() {
+    const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return std::string("unavailable (") + std::strerror(errno) + ")";
+    const int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
+    const int err = errno;
+    ::close(fd);
+    if (version < 0)
+        return std::string("unavailable (KVM_GET_API_VERSION: ") + std::strerror(err) + ")";
+    return "KVM API version " + std::to_string(version);
+}
+
+void setup_logging(spdlog::level::level_enum level) {
+    auto logger = spdlog::stderr_color_mt("ukvm");
+    logger->set_pattern("[%T.%e] [%^%l%$] %v");
+    logger->set_level(level);
+    spdlog::set_default_logger(logger);
+}
+
+std::string plural(std::size_t n, std::string_view word) {
+    return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");
+}
+
+int run_cli(int argc, char** argv) {
+    CLI::App app{"ukvm: a thin KVM hypervisor for Minix-style microkernel guests", "ukvm"};
+    // Lets the global --log-level follow the subcommand, too.
+    app.fallthrough();
+
+    // A plain string checked against the names, so a typo gets a readable message.
+    std::string log_level = "info";
+    app.add_option("--log-level", log_level, "Log verbosity on stderr (default: info)")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+        ->option_text("trace|debug|info|warn|error|off");
+
+    std::string config_file;
+    ukvm::RunOptions run_options;
+    CLI::App* run = app.add_subcommand("run", "Boot the guest a config describes and run it");
+    run->add_option("config", config_file, "The guest's .toml config")->required();
+    run->add_flag("--timing", run_options.timing,
+                  "Print first-hypercall and exit times (microseconds) on stderr at exit");
+
+    CLI::App* validate =
+        app.add_subcommand("validate", "Check a guest config and the files it names");
+    validate->add_option("config", config_file, "The guest's .toml config")->required();
+
+    CLI::App* version = app.add_subcommand("version", "Print versions and KVM availability");
+
+    app.footer(
+        "Exit status: the guest's own (0-255, from its halt hypercall), 1 host/VMM failure,\n"
+        "2 usage, config or image error, 3 guest fault.");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int status = app.exit(e);  // prints help (exit 0) or the usage error
+        return status == 0 ? 0 : ukvm::kExitUsage;
+    }
+
+    setup_logging(spdlog::level::from_str(log_level));
+
+    if (*version) {
+        std::cout << "ukvm " << UKVM_VERSION << " (hypercall ABI v" << ukvm::hc::kAbiVersion
+                  << ")\n/dev/kvm: " << kvm_status() << "\n";
+        return 0;
+    }
+    if (*validate) {
+        const ukvm::GuestConfig config = ukvm::load_config(config_file);
+        std::cout << config_file << ": ok (" << config.name << ", " << config.memory_mib << " MiB, "
+                  << plural(config.modules.size(), "module") << ")\n";
+        return 0;
+    }
+    if (*run) {
+        const ukvm::GuestConfig config = ukvm::load_config(config_file);
+        spdlog::debug("{}: guest '{}', {} MiB, kernel {}, {}", config_file, config.name,
+                      config.memory_mib, config.kernel.string(),
+                      plural(config.modules.size(), "module"));
+        return ukvm::run_guest(config, run_options);
+    }
+    std::cerr << app.help();
+    return ukvm::kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int status;
+    try {
+        status = run_cli(argc, argv);
+    } catch (const ukvm::ConfigError& e) {
+        std::cerr << "ukvm: " << e.what() << "\n";
+        status = ukvm::kExitUsage;
+    } catch (const ukvm::BootError& e) {
+        std::cerr << "ukvm: " << e.what() << "\n";
+        status = ukvm::kExitUsage;
+    } catch (const std::exception& e) {
+        std::cerr << "ukvm: error: " << e.what() << "\n";
+        status = ukvm::kExitVmmError;
+    }
+    spdlog::shutdown();
+    return status;
+}
