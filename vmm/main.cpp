@@ -48,6 +48,8 @@ int run_cli(int argc, char** argv) {
     CLI::App app{"ukvm: a thin KVM hypervisor for Minix-style microkernel guests", "ukvm"};
     // Lets the global --log-level follow the subcommand, too.
     app.fallthrough();
+    // Fallthrough would otherwise also accept a second subcommand: `validate x.toml run`.
+    app.require_subcommand(0, 1);
 
     // A plain string checked against the names, so a typo gets a readable message.
     std::string log_level = "info";
@@ -117,6 +119,9 @@ int main(int argc, char** argv) {
         status = ukvm::kExitUsage;
     } catch (const std::exception& e) {
         std::cerr << "ukvm: error: " << e.what() << "\n";
+        status = ukvm::kExitVmmError;
+    } catch (...) {
+        std::cerr << "ukvm: error: unknown exception\n";
         status = ukvm::kExitVmmError;
     }
     spdlog::shutdown();

@@ -86,6 +86,12 @@ TEST(Cli, ExtraArgumentExits2) {
     EXPECT_EQ(r.out, "");
 }
 
+TEST(Cli, SecondSubcommandExits2) {
+    const ProcessResult r = ukvm({"validate", kData + "/minimal.toml", "version"});
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_EQ(r.out, "");
+}
+
 TEST(Cli, NoSubcommandPrintsHelpAndExits2) {
     const ProcessResult r = ukvm({});
     EXPECT_EQ(r.status, 2) << describe(r);
