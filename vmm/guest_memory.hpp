@@ -61,16 +61,17 @@ public:
     void fill(std::uint64_t gpa, std::uint64_t len, std::uint8_t value);
 
     template <typename T>
-    T read(std::uint64_t gpa) const {
-        static_assert(std::is_trivially_copyable_v<T>);
+    requires std::is_trivially_copyable_v<T> T read(std::uint64_t gpa)
+    const {
         T value;
         std::memcpy(&value, span(gpa, sizeof(T)).data(), sizeof(T));
         return value;
     }
 
+    // Containers are not trivially copyable and go to the span overload instead.
     template <typename T>
+    requires std::is_trivially_copyable_v<T>
     void write(std::uint64_t gpa, const T& value) {
-        static_assert(std::is_trivially_copyable_v<T>);
         std::memcpy(span(gpa, sizeof(T)).data(), &value, sizeof(T));
     }
 

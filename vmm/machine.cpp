@@ -1,6 +1,499 @@
-// Placeholder until the VMM core lands.
+// The machine: KVM VM + guest RAM + buses + devices + vCPU threads, and the loop that runs
+// them until the guest halts, resets, faults or the user stops it.
 #include "vmm/machine.hpp"
 
+#include <fmt/format.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "vmm/boot/multiboot.hpp"
+#include "vmm/bus.hpp"
+#include "vmm/console.hpp"
+#include "vmm/devices/cmos_rtc.hpp"
+#include "vmm/devices/hypercall.hpp"
+#include "vmm/devices/i8042.hpp"
+#include "vmm/devices/uart8250.hpp"
+#include "vmm/guest_memory.hpp"
+#include "vmm/kvm.hpp"
+
 namespace ukvm {
-int run_guest(const GuestConfig&, const RunOptions&) { throw std::runtime_error("not implemented"); }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// As close to process start as a library can observe (bench/ reads times relative to it).
+const Clock::time_point kProcessStart = Clock::now();
+
+// Both below 4 GiB in the MMIO hole, clear of the IOAPIC and LAPIC pages.
+constexpr std::uint64_t kIdentityMapAddr = 0xFFFBC000;
+constexpr std::uint64_t kTssAddr = 0xFFFBD000;  // three pages
+
+// How long a vCPU may stay inside KVM_RUN before the watchdog looks at it.
+constexpr auto kWatchdogQuiet = std::chrono::seconds(1);
+constexpr int kWatchdogPollMs = 250;
+
+constexpr std::uint64_t kRflagsIf = 1u << 9;
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+}
+
+std::int64_t us_since_start(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t - kProcessStart).count();
+}
+
+// The signal that kicks a vCPU out of KVM_RUN; its handler does nothing, the EINTR is the point.
+int kick_signal() {
+    return SIGRTMIN;
+}
+
+void install_kick_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa {};
+        sa.sa_handler = [](int) {};
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+        sigaction(kick_signal(), &sa, nullptr);
+    });
+}
+
+// Blocks SIGINT/SIGTERM in this thread (and the threads it creates) and delivers them to a
+// signalfd instead; the previous mask is restored on every exit path.
+class StopSignals {
+public:
+    StopSignals() {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGINT);
+        sigaddset(&set_, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set_, &saved_);
+        int fd = ::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (fd < 0) {
+            int err = errno;
+            pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+            throw KvmError("signalfd", err);
+        }
+        fd_.reset(fd);
+    }
+    ~StopSignals() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+    int fd() const { return fd_.get(); }
+    // The signal that arrived, if any.
+    std::optional<int> take() {
+        signalfd_siginfo info{};
+        if (::read(fd_.get(), &info, sizeof info) == sizeof info) {
+            return static_cast<int>(info.ssi_signo);
+        }
+        return std::nullopt;
+    }
+
+private:
+    sigset_t set_{};
+    sigset_t saved_{};
+    Fd fd_;
+};
+
+void print_segment(std::FILE* out, const char* name, const kvm_segment& s) {
+    fmt::print(out,
+               "{:<4} sel={:#06x} base={:#018x} limit={:#010x} type={:#x} p={} dpl={} db={} s={} "
+               "l={} g={}\n",
+               name, s.selector, s.base, s.limit, s.type, s.present, s.dpl, s.db, s.s, s.l, s.g);
+}
+
+void dump_vcpu(Vcpu& vcpu) {
+    std::FILE* out = stderr;
+    try {
+        const kvm_regs r = vcpu.regs();
+        const kvm_sregs s = vcpu.sregs();
+        fmt::print(out, "vCPU {} registers:\n", vcpu.id());
+        fmt::print(out, "RAX={:#018x} RBX={:#018x} RCX={:#018x} RDX={:#018x}\n", r.rax, r.rbx,
+                   r.rcx, r.rdx);
+        fmt::print(out, "RSI={:#018x} RDI={:#018x} RBP={:#018x} RSP={:#018x}\n", r.rsi, r.rdi,
+                   r.rbp, r.rsp);
+        fmt::print(out, "R8 ={:#018x} R9 ={:#018x} R10={:#018x} R11={:#018x}\n", r.r8, r.r9, r.r10,
+                   r.r11);
+        fmt::print(out, "R12={:#018x} R13={:#018x} R14={:#018x} R15={:#018x}\n", r.r12, r.r13,
+                   r.r14, r.r15);
+        fmt::print(out, "RIP={:#018x} RFLAGS={:#010x}\n", r.rip, r.rflags);
+        print_segment(out, "CS", s.cs);
+        print_segment(out, "DS", s.ds);
+        print_segment(out, "ES", s.es);
+        print_segment(out, "FS", s.fs);
+        print_segment(out, "GS", s.gs);
+        print_segment(out, "SS", s.ss);
+        print_segment(out, "TR", s.tr);
+        print_segment(out, "LDT", s.ldt);
+        fmt::print(out, "GDT base={:#018x} limit={:#06x}  IDT base={:#018x} limit={:#06x}\n",
+                   s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
+        fmt::print(out, "CR0={:#018x} CR2={:#018x} CR3={:#018x} CR4={:#018x}\n", s.cr0, s.cr2,
+                   s.cr3, s.cr4);
+        fmt::print(out, "CR8={:#018x} EFER={:#018x} APIC_BASE={:#018x}\n", s.cr8, s.efer,
+                   s.apic_base);
+    } catch (const std::exception& e) {
+        fmt::print(out, "vCPU {}: registers unavailable: {}\n", vcpu.id(), e.what());
+    }
+}
+
+class Machine {
+public:
+    Machine(const GuestConfig& config, const RunOptions& options);
+    int run();
+
+private:
+    struct VcpuSlot {
+        std::unique_ptr<Vcpu> vcpu;
+        std::thread thread;
+        std::atomic<pthread_t> handle{};
+        std::atomic<std::int64_t> in_run_since_ns{0};  // 0 while outside KVM_RUN
+        std::atomic<bool> check_halt{false};           // the watchdog kicked this vCPU
+        std::atomic<bool> exited{false};
+    };
+
+    void vcpu_thread(VcpuSlot& slot);
+    bool handle_exit(Vcpu& vcpu);  // false: the VM is over
+    bool halted_with_interrupts_off(Vcpu& vcpu);
+    void request_exit(int status, std::string reason);
+    bool ended() const { return ended_.load(std::memory_order_acquire); }
+    void kick(VcpuSlot& slot);
+    void watchdog();
+    void stop_vcpus();
+
+    const GuestConfig& config_;
+    RunOptions options_;
+    Clock::time_point created_ = Clock::now();
+
+    // Declaration order is construction order; destruction runs backwards, so the input
+    // thread and terminal go first and the VM's memory last.
+    GuestMemory memory_;
+    MultibootBoot boot_;
+    Kvm kvm_;
+    Vm vm_;
+    ConsoleOutputSink console_;
+    Bus pio_{BusKind::Pio};
+    Bus mmio_{BusKind::Mmio};
+    Uart8250 uart_;
+    I8042 i8042_;
+    CmosRtc rtc_;
+    HypercallHandler hypercalls_;
+    HypercallPort hypercall_port_;
+    std::vector<std::unique_ptr<VcpuSlot>> vcpus_;
+
+    std::atomic<bool> ended_{false};
+    std::mutex exit_mutex_;
+    int exit_status_ = 0;
+    std::string exit_reason_;
+    Clock::time_point exit_time_{};
+    Fd done_;  // eventfd: a vCPU thread asks the main thread to wind down
+};
+
+Machine::Machine(const GuestConfig& config, const RunOptions& options)
+    : config_(config),
+      options_(options),
+      memory_(config.memory_mib << 20),
+      // The image is checked and loaded before /dev/kvm is touched: a bad image is a
+      // BootError with nothing mapped into any VM.
+      boot_(load_multiboot(memory_, config.kernel, config.cmdline, config.modules)),
+      vm_(kvm_),
+      console_(config.console),
+      uart_(console_, [this](bool level) { vm_.irq_line(Uart8250::kCom1Irq, level); }),
+      i8042_([this] { request_exit(0, "reset"); }),
+      rtc_(memory_.low_size(), memory_.high_size()),
+      hypercalls_(memory_, console_,
+                  HypercallBootInfo{memory_.size(), config.vcpus, config.cmdline}, created_),
+      hypercall_port_(hypercalls_, [this](int status) { request_exit(status, "halt"); }) {
+    vm_.set_tss_addr(kTssAddr);
+    vm_.set_identity_map_addr(kIdentityMapAddr);
+    vm_.create_irqchip();
+    vm_.create_pit2();
+    std::uint32_t slot = 0;
+    for (const GuestMemory::Region& r : memory_.regions()) {
+        vm_.set_user_memory_region(slot++, r.gpa, r.size, r.host);
+    }
+
+    pio_.add(Uart8250::kCom1Base, 8, uart_, "uart8250 COM1");
+    pio_.add(I8042::kDataPort, 1, i8042_.data_port(), "i8042 data");
+    pio_.add(I8042::kCommandPort, 1, i8042_.command_port(), "i8042 command");
+    pio_.add(CmosRtc::kBasePort, 2, rtc_, "cmos rtc");
+    pio_.add(hc::kPort, 1, hypercall_port_, "hypercall");
+
+    int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) throw KvmError("eventfd", errno);
+    done_.reset(efd);
+
+    const unsigned count = config.vcpus == 0 ? 1 : config.vcpus;
+    for (unsigned id = 0; id < count; ++id) {
+        auto slot_ptr = std::make_unique<VcpuSlot>();
+        slot_ptr->vcpu = std::make_unique<Vcpu>(vm_, id);
+        Vcpu& vcpu = *slot_ptr->vcpu;
+        vcpu.set_cpuid(kvm_.supported_cpuid());
+        // Only the bootstrap processor starts; the in-kernel LAPIC keeps the others waiting
+        // for INIT/SIPI.
+        if (id == 0) {
+            kvm_sregs sregs = vcpu.sregs();
+            kvm_regs regs{};
+            multiboot_cpu_state(boot_, sregs, regs);
+            vcpu.set_sregs(sregs);
+            vcpu.set_regs(regs);
+        }
+        vcpus_.push_back(std::move(slot_ptr));
+    }
+}
+
+void Machine::request_exit(int status, std::string reason) {
+    {
+        std::lock_guard lock(exit_mutex_);
+        if (ended()) return;  // the first reason wins
+        exit_status_ = status;
+        exit_reason_ = std::move(reason);
+        exit_time_ = Clock::now();
+        ended_.store(true, std::memory_order_release);
+    }
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(done_.get(), &one, sizeof one);
+}
+
+void Machine::kick(VcpuSlot& slot) {
+    // immediate_exit covers a kick that lands just before the thread enters KVM_RUN.
+    std::atomic_ref<std::uint8_t>(slot.vcpu->run_state().immediate_exit).store(1);
+    pthread_t handle = slot.handle.load();
+    if (handle != pthread_t{}) pthread_kill(handle, kick_signal());
+}
+
+void Machine::vcpu_thread(VcpuSlot& slot) {
+    slot.handle.store(pthread_self());
+    // SIGINT/SIGTERM stay blocked (inherited): the main thread reads them from a signalfd.
+    sigset_t kick_set;
+    sigemptyset(&kick_set);
+    sigaddset(&kick_set, kick_signal());
+    pthread_sigmask(SIG_UNBLOCK, &kick_set, nullptr);
+
+    Vcpu& vcpu = *slot.vcpu;
+    try {
+        while (!ended()) {
+            slot.in_run_since_ns.store(now_ns());
+            const bool exited = vcpu.run();
+            slot.in_run_since_ns.store(0);
+            if (!exited) {
+                std::atomic_ref<std::uint8_t>(vcpu.run_state().immediate_exit).store(0);
+                if (ended()) break;
+                if (slot.check_halt.exchange(false) && halted_with_interrupts_off(vcpu)) {
+                    dump_vcpu(vcpu);
+                    request_exit(kExitGuestFault, "guest halted with interrupts disabled");
+                    break;
+                }
+                continue;
+            }
+            if (!handle_exit(vcpu)) break;
+        }
+    } catch (const std::exception& e) {
+        request_exit(kExitVmmError, fmt::format("vCPU {}: {}", vcpu.id(), e.what()));
+    }
+    slot.exited.store(true);
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(done_.get(), &one, sizeof one);
+}
+
+bool Machine::halted_with_interrupts_off(Vcpu& vcpu) {
+    return vcpu.mp_state().mp_state == KVM_MP_STATE_HALTED && !(vcpu.regs().rflags & kRflagsIf);
+}
+
+bool Machine::handle_exit(Vcpu& vcpu) {
+    kvm_run& run = vcpu.run_state();
+    switch (run.exit_reason) {
+        case KVM_EXIT_IO: {
+            const auto& io = run.io;
+            const std::uint64_t bytes = std::uint64_t{io.size} * io.count;
+            if (io.data_offset > kvm_.vcpu_mmap_size() ||
+                bytes > kvm_.vcpu_mmap_size() - io.data_offset) {
+                request_exit(kExitVmmError, "KVM_EXIT_IO data lies outside kvm_run");
+                return false;
+            }
+            auto* data = reinterpret_cast<std::uint8_t*>(&run) + io.data_offset;
+            // String I/O (rep ins/outs) arrives as count consecutive elements.
+            for (std::uint32_t i = 0; i < io.count && !ended(); ++i) {
+                std::span<std::uint8_t> element(data + std::size_t{i} * io.size, io.size);
+                if (io.direction == KVM_EXIT_IO_OUT) {
+                    pio_.write(io.port, element);
+                } else {
+                    pio_.read(io.port, element);
+                }
+            }
+            return !ended();
+        }
+        case KVM_EXIT_MMIO: {
+            auto& mmio = run.mmio;
+            const std::size_t len = std::min<std::size_t>(mmio.len, sizeof mmio.data);
+            if (mmio.is_write) {
+                mmio_.write(mmio.phys_addr, std::span<const std::uint8_t>(mmio.data, len));
+            } else {
+                mmio_.read(mmio.phys_addr, std::span<std::uint8_t>(mmio.data, len));
+            }
+            return !ended();
+        }
+        case KVM_EXIT_HLT:
+            // Only without an in-kernel LAPIC; handled the same way for completeness.
+            if (!(vcpu.regs().rflags & kRflagsIf)) {
+                dump_vcpu(vcpu);
+                request_exit(kExitGuestFault, "guest halted with interrupts disabled");
+                return false;
+            }
+            return true;
+        case KVM_EXIT_INTR:
+            return true;
+        case KVM_EXIT_SHUTDOWN:
+            fmt::print(stderr, "ukvm: vCPU {}: triple fault (KVM_EXIT_SHUTDOWN)\n", vcpu.id());
+            dump_vcpu(vcpu);
+            request_exit(kExitGuestFault, "triple fault");
+            return false;
+        case KVM_EXIT_INTERNAL_ERROR: {
+            const auto& ie = run.internal;
+            std::string data;
+            for (std::uint32_t i = 0; i < ie.ndata && i < std::size(ie.data); ++i) {
+                data += fmt::format(" {:#x}", ie.data[i]);
+            }
+            fmt::print(stderr, "ukvm: vCPU {}: KVM internal error, suberror {}{}, data:{}\n",
+                       vcpu.id(), ie.suberror,
+                       ie.suberror == KVM_INTERNAL_ERROR_EMULATION ? " (emulation failure)" : "",
+                       data);
+            dump_vcpu(vcpu);
+            request_exit(kExitGuestFault, fmt::format("KVM internal error {}", ie.suberror));
+            return false;
+        }
+        case KVM_EXIT_FAIL_ENTRY:
+            fmt::print(stderr, "ukvm: vCPU {}: VM entry failed, hardware reason {:#x}, cpu {}\n",
+                       vcpu.id(), run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu);
+            dump_vcpu(vcpu);
+            request_exit(kExitGuestFault, "VM entry failed");
+            return false;
+        case KVM_EXIT_SYSTEM_EVENT:
+            switch (run.system_event.type) {
+                case KVM_SYSTEM_EVENT_RESET:
+                    request_exit(0, "reset");
+                    break;
+                case KVM_SYSTEM_EVENT_SHUTDOWN:
+                    request_exit(0, "shutdown");
+                    break;
+                default:
+                    dump_vcpu(vcpu);
+                    request_exit(kExitGuestFault,
+                                 fmt::format("system event {}", run.system_event.type));
+                    break;
+            }
+            return false;
+        default:
+            request_exit(kExitVmmError,
+                         fmt::format("unexpected KVM exit reason {}", run.exit_reason));
+            return false;
+    }
+}
+
+void Machine::watchdog() {
+    const std::int64_t now = now_ns();
+    const std::int64_t quiet = std::chrono::nanoseconds(kWatchdogQuiet).count();
+    for (auto& slot : vcpus_) {
+        const std::int64_t since = slot->in_run_since_ns.load();
+        if (since == 0 || now - since < quiet || slot->check_halt.load()) continue;
+        // In the kernel for a second: halted, spinning, or (APs) waiting for SIPI. Look.
+        slot->check_halt.store(true);
+        kick(*slot);
+    }
+}
+
+void Machine::stop_vcpus() {
+    for (auto& slot : vcpus_) {
+        // Repeated: a kick can race with the thread's own start.
+        while (slot->thread.joinable() && !slot->exited.load()) {
+            kick(*slot);
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (slot->thread.joinable()) slot->thread.join();
+    }
+}
+
+int Machine::run() {
+    install_kick_handler();
+    StopSignals signals;  // before any thread exists, so all inherit the blocked mask
+
+    std::optional<RawTerminal> raw;
+    std::optional<InputReader> input;
+    if (console_reads_stdin(config_.console)) {
+        raw.emplace(STDIN_FILENO);
+        input.emplace(STDIN_FILENO, [this](std::span<const std::uint8_t> bytes) {
+            try {
+                uart_.receive(bytes);
+            } catch (const std::exception& e) {
+                spdlog::warn("console input dropped: {}", e.what());
+            }
+        });
+    }
+
+    for (auto& slot : vcpus_) {
+        VcpuSlot& s = *slot;
+        s.thread = std::thread([this, &s] { vcpu_thread(s); });
+    }
+
+    while (!ended()) {
+        std::array<pollfd, 2> fds{{{signals.fd(), POLLIN, 0}, {done_.get(), POLLIN, 0}}};
+        int r = ::poll(fds.data(), fds.size(), kWatchdogPollMs);
+        if (r < 0 && errno != EINTR) {
+            request_exit(kExitVmmError, fmt::format("poll: {}", std::strerror(errno)));
+            break;
+        }
+        if (fds[0].revents & POLLIN) {
+            if (auto sig = signals.take()) {
+                request_exit(128 + *sig,
+                             *sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+            }
+        }
+        if (fds[1].revents & POLLIN) {
+            std::uint64_t v;
+            [[maybe_unused]] ssize_t n = ::read(done_.get(), &v, sizeof v);
+            bool all_exited = true;
+            for (auto& slot : vcpus_) all_exited = all_exited && slot->exited.load();
+            if (all_exited && !ended()) request_exit(kExitVmmError, "all vCPUs stopped");
+        }
+        if (!ended()) watchdog();
+    }
+    stop_vcpus();
+    input.reset();
+    raw.reset();
+
+    spdlog::debug("guest ended: {} (exit status {})", exit_reason_, exit_status_);
+    if (exit_status_ == kExitGuestFault || exit_status_ == kExitVmmError) {
+        if (exit_reason_ != "halt") fmt::print(stderr, "ukvm: {}\n", exit_reason_);
+    }
+    if (options_.timing) {
+        auto first = hypercall_port_.first_call();
+        fmt::print(stderr, "ukvm-timing: first-hypercall-us={} exit-us={}\n",
+                   first ? us_since_start(*first) : -1, us_since_start(exit_time_));
+    }
+    return exit_status_;
+}
+
+}  // namespace
+
+int run_guest(const GuestConfig& config, const RunOptions& options) {
+    Machine machine(config, options);
+    return machine.run();
+}
+
 }  // namespace ukvm
