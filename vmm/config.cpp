@@ -10,9 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <initializer_list>
-#include <iterator>
 #include <string_view>
 #include <utility>
 
@@ -66,26 +64,53 @@ std::string errno_text(int err) {
     return std::strerror(err);
 }
 
+// Closes the descriptor it owns.
+class FileDescriptor {
+public:
+    explicit FileDescriptor(int fd) : fd_(fd) {}
+    FileDescriptor(const FileDescriptor&) = delete;
+    FileDescriptor& operator=(const FileDescriptor&) = delete;
+    ~FileDescriptor() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
 std::string read_config_text(const fs::path& file) {
-    struct stat st {};
-    if (::stat(file.c_str(), &st) != 0) {
+    const std::string name = file.string();
+    // O_NONBLOCK: a FIFO given by mistake must not hang the open; it is rejected below.
+    const FileDescriptor fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (fd.get() < 0) {
         const int err = errno;
         if (err == ENOENT || err == ENOTDIR)
-            throw ConfigError(file.string() + ": config file does not exist");
-        throw ConfigError(file.string() + ": cannot access config file: " + errno_text(err));
+            throw ConfigError(name + ": config file does not exist");
+        throw ConfigError(name + ": cannot read config file: " + errno_text(err));
     }
-    if (!S_ISREG(st.st_mode)) throw ConfigError(file.string() + ": config is not a regular file");
-    if (static_cast<std::uintmax_t>(st.st_size) > kMaxConfigBytes)
-        throw ConfigError(file.string() + ": config file is larger than 1 MiB");
-    // open() rather than ifstream alone: it says why a file cannot be read.
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        throw ConfigError(file.string() + ": cannot read config file: " + errno_text(errno));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        throw ConfigError(name + ": cannot read config file: " + errno_text(errno));
     }
-    ::close(fd);
-    std::ifstream in(file, std::ios::binary);
-    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) throw ConfigError(file.string() + ": cannot read config file");
+    if (!S_ISREG(st.st_mode)) throw ConfigError(name + ": config is not a regular file");
+    if (static_cast<std::uintmax_t>(st.st_size) > kMaxConfigBytes) {
+        throw ConfigError(name + ": config file is larger than 1 MiB");
+    }
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw ConfigError(name + ": cannot read config file: " + errno_text(errno));
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > kMaxConfigBytes) {
+            throw ConfigError(name + ": config file is larger than 1 MiB");
+        }
+    }
     return text;
 }
 
@@ -270,9 +295,8 @@ private:
         }
         if (S_ISDIR(st.st_mode)) fail(n, key, quoted + " is a directory, not a file");
         if (!S_ISREG(st.st_mode)) fail(n, key, quoted + " is not a regular file");
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) fail(n, key, "file " + quoted + " is not readable: " + errno_text(errno));
-        ::close(fd);
+        const FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd.get() < 0) fail(n, key, "file " + quoted + " is not readable: " + errno_text(errno));
         return path;
     }
 

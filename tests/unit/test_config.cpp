@@ -353,6 +353,17 @@ TEST_F(ConfigTest, MissingOrOddConfigFile) {
     } catch (const ConfigError& e) {
         EXPECT_EQ(std::string(e.what()), dir_.string() + ": config is not a regular file");
     }
+    // A FIFO must be refused, not waited on for a writer that never comes.
+    const fs::path fifo = dir_ / "fifo.toml";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+    try {
+        load_config(fifo);
+        ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), fifo.string() + ": config is not a regular file");
+    }
+    EXPECT_EQ(error_of("name = \"g\"\nkernel = \"fifo.toml\"\n"),
+              at(2, 10, "kernel") + "'" + fifo.string() + "' is not a regular file");
 }
 
 TEST_F(ConfigTest, ConsoleFile) {
