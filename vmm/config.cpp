@@ -81,6 +81,7 @@ private:
 
 std::string read_config_text(const fs::path& file) {
     const std::string name = file.string();
+    if (name.empty()) throw ConfigError("the config file path is empty");
     // O_NONBLOCK: a FIFO given by mistake must not hang the open; it is rejected below.
     const FileDescriptor fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (fd.get() < 0) {

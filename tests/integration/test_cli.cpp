@@ -1,9 +1,15 @@
-// The ukvm command line as a user sees it: messages and exit statuses of the real binary.
-// None of these boot a guest, so none need /dev/kvm.
+// The ukvm command line as a user sees it: messages and exit statuses of the real binary;
+// and the process helper that runs it. None of these boot a guest or need /dev/kvm.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/process.hpp"
@@ -22,6 +28,59 @@ const std::string kData = std::string(UKVM_SOURCE_DIR) + "/tests/data";
 ProcessResult ukvm(std::vector<std::string> args) {
     args.insert(args.begin(), UKVM_BINARY);
     return run_process(args);
+}
+
+// The helper other integration tests rely on: status, output, stdin, env and timeout.
+TEST(ProcessHelper, CapturesStatusAndBothStreams) {
+    const ProcessResult r = run_process({"sh", "-c", "echo out; echo err >&2; exit 7"});
+    EXPECT_EQ(r.status, 7);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.signal, 0);
+    EXPECT_EQ(r.out, "out\n");
+    EXPECT_EQ(r.err, "err\n");
+}
+
+TEST(ProcessHelper, PassesInputAndEnvironment) {
+    ukvm::test::ProcessOptions options;
+    options.has_input = true;
+    options.input = std::string(200'000, 'x');  // more than a pipe buffer holds
+    options.env = {{"UKVM_TEST_VALUE", "42"}};
+    const ProcessResult r = run_process({"sh", "-c", "wc -c; echo \"$UKVM_TEST_VALUE\""}, options);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "200000\n42\n");
+}
+
+// True once `pid` has ended (gone, or a zombie waiting for its new parent to reap it).
+bool ended(pid_t pid) {
+    for (int i = 0; i < 100; ++i) {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        if (!std::getline(stat, line)) return true;
+        const auto paren = line.rfind(')');
+        if (paren != std::string::npos && line.size() > paren + 2 && line[paren + 2] == 'Z')
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+TEST(ProcessHelper, TimeoutKillsTheWholeGroup) {
+    ukvm::test::ProcessOptions options;
+    options.timeout = std::chrono::milliseconds(300);
+    const auto start = std::chrono::steady_clock::now();
+    const ProcessResult r = run_process({"sh", "-c", "sleep 30 & echo $!; wait"}, options);
+    EXPECT_TRUE(r.timed_out);
+    EXPECT_EQ(r.signal, SIGKILL);
+    EXPECT_EQ(r.status, 128 + SIGKILL);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    // The grandchild went with it.
+    const pid_t grandchild = static_cast<pid_t>(std::atoi(r.out.c_str()));
+    ASSERT_GT(grandchild, 0) << describe(r);
+    EXPECT_TRUE(ended(grandchild));
+}
+
+TEST(ProcessHelper, MissingProgramThrows) {
+    EXPECT_THROW(run_process({"/nonexistent/ukvm-test-program"}), std::system_error);
 }
 
 TEST(Cli, VersionNamesTheAbiAndKvm) {

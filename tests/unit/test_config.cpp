@@ -368,6 +368,12 @@ TEST_F(ConfigTest, MissingOrOddConfigFile) {
     } catch (const ConfigError& e) {
         EXPECT_EQ(std::string(e.what()), dir_.string() + ": config is not a regular file");
     }
+    try {
+        load_config("");
+        ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), "the config file path is empty");
+    }
     // A FIFO must be refused, not waited on for a writer that never comes.
     const fs::path fifo = dir_ / "fifo.toml";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
