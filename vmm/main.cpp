@@ -17,19 +17,19 @@
 
 #include "ukvm/hypercall.h"
 #include "vmm/config.hpp"
+#include "vmm/kvm.hpp"
 #include "vmm/machine.hpp"
 
 namespace {
 
 // "KVM API version N", or why /dev/kvm cannot be used; never fails, `version` is a probe.
 std::string kvm_status() {
-    const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0) return std::string("unavailable (") + std::strerror(errno) + ")";
-    const int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
-    const int err = errno;
-    ::close(fd);
-    if (version < 0)
-        return std::string("unavailable (KVM_GET_API_VERSION: ") + std::strerror(err) + ")";
+    const ukvm::Fd kvm(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
+    if (!kvm.valid()) return std::string("unavailable (") + std::strerror(errno) + ")";
+    const int version = ::ioctl(kvm.get(), KVM_GET_API_VERSION, 0);
+    if (version < 0) {
+        return std::string("unavailable (KVM_GET_API_VERSION: ") + std::strerror(errno) + ")";
+    }
     return "KVM API version " + std::to_string(version);
 }
 

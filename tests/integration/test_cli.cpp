@@ -2,6 +2,8 @@
 // and the process helper that runs it. None of these boot a guest or need /dev/kvm.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -90,6 +92,29 @@ TEST(Cli, VersionNamesTheAbiAndKvm) {
     // Either a version or the reason, but always a line about /dev/kvm.
     EXPECT_THAT(r.out, HasSubstr("\n/dev/kvm: "));
     EXPECT_EQ(r.err, "");
+}
+
+// Without access to /dev/kvm, version still succeeds and says why KVM is unavailable. As
+// root that takes running ukvm as user nobody, via setpriv.
+TEST(Cli, VersionWithoutKvmSaysWhy) {
+    std::vector<std::string> args = {UKVM_BINARY, "version"};
+    if (::geteuid() == 0) {
+        struct stat st {};
+        if (::stat("/dev/kvm", &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+            GTEST_SKIP() << "/dev/kvm is open to every user here";
+        }
+        if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/setpriv";
+        args.insert(args.begin(),
+                    {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+    } else if (::access("/dev/kvm", R_OK | W_OK) == 0) {
+        GTEST_SKIP() << "this user can open /dev/kvm";
+    }
+    const ProcessResult r = run_process(args);
+    if (r.status != 0 && r.err.starts_with("setpriv:")) {
+        GTEST_SKIP() << "user nobody cannot run " << UKVM_BINARY << ": " << describe(r);
+    }
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n/dev/kvm: unavailable ("));
 }
 
 TEST(Cli, ValidateFullConfig) {
