@@ -294,10 +294,9 @@ bool others_can_reach(const fs::path& dir) {
     return true;
 }
 
-// Runs load_config without read permission on `unreadable`: as root (which reads
+// Runs load_config where file permissions apply: as root (which may read and write
 // everything) in a child switched to user nobody, otherwise directly. Returns the error.
-std::string error_without_read_permission(const fs::path& config, const fs::path& unreadable) {
-    fs::permissions(unreadable, fs::perms::none);
+std::string error_as_unprivileged(const fs::path& config) {
     if (::geteuid() != 0) {
         try {
             load_config(config);
@@ -340,9 +339,10 @@ TEST_F(ConfigTest, UnreadableKernel) {
     }
     const fs::path config = write("guest.toml", kMinimal);
     fs::permissions(config, fs::perms(0644));
-    EXPECT_EQ(error_without_read_permission(config, dir_ / "kernel.bin"),
-              at(2, 10, "kernel") + "file '" + (dir_ / "kernel.bin").string() +
-                  "' is not readable: Permission denied");
+    fs::permissions(dir_ / "kernel.bin", fs::perms::none);
+    EXPECT_EQ(error_as_unprivileged(config), at(2, 10, "kernel") + "file '" +
+                                                 (dir_ / "kernel.bin").string() +
+                                                 "' is not readable: Permission denied");
 }
 
 TEST_F(ConfigTest, UnreadableConfig) {
@@ -350,8 +350,29 @@ TEST_F(ConfigTest, UnreadableConfig) {
         GTEST_SKIP() << "running as root and user nobody cannot reach " << dir_;
     }
     const fs::path config = write("guest.toml", kMinimal);
-    EXPECT_EQ(error_without_read_permission(config, config),
+    fs::permissions(config, fs::perms::none);
+    EXPECT_EQ(error_as_unprivileged(config),
               config.string() + ": cannot read config file: Permission denied");
+}
+
+TEST_F(ConfigTest, UnwritableConsoleFile) {
+    if (::geteuid() == 0 && !others_can_reach(dir_)) {
+        GTEST_SKIP() << "running as root and user nobody cannot reach " << dir_;
+    }
+    const std::string console = std::string(kMinimal) + "[console]\noutput = \"file\"\n";
+    write("ro/existing.log", "");
+    fs::permissions(dir_ / "ro", fs::perms(0555));
+    fs::permissions(dir_ / "ro" / "existing.log", fs::perms(0444));
+    const fs::path config = write("guest.toml", console + "file = \"ro/new.log\"\n");
+    fs::permissions(config, fs::perms(0644));
+    EXPECT_EQ(error_as_unprivileged(config), at(5, 8, "console.file") +
+                                                 "cannot create a file in '" +
+                                                 (dir_ / "ro").string() + "': Permission denied");
+    write("guest.toml", console + "file = \"ro/existing.log\"\n");
+    EXPECT_EQ(error_as_unprivileged(config), at(5, 8, "console.file") + "file '" +
+                                                 (dir_ / "ro" / "existing.log").string() +
+                                                 "' is not writable: Permission denied");
+    fs::permissions(dir_ / "ro", fs::perms(0755));  // so that TearDown can remove it
 }
 
 TEST_F(ConfigTest, MissingOrOddConfigFile) {
