@@ -1,0 +1,219 @@
+// The VMM core under real KVM with tiny guests assembled here: a few bytes of 32-bit code in
+// a Multiboot a.out-kludge image loaded at 1 MiB.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "process.hpp"
+#include "vmm/boot/multiboot.hpp"
+#include "vmm/config.hpp"
+#include "vmm/machine.hpp"
+
+extern char** environ;
+
+namespace ukvm {
+namespace {
+
+namespace fs = std::filesystem;
+using Bytes = std::vector<std::uint8_t>;
+
+// Code at 0x100000 (entry), Multiboot header at 0x100080, data from 0x100100.
+constexpr std::uint32_t kLoad = 0x100000;
+constexpr std::size_t kHeaderOffset = 0x80;
+constexpr std::size_t kDataOffset = 0x100;
+
+// Checks EAX == 0x2BADB002, does the version hypercall with its message at 0x8000, checks
+// the reply and halts with status 5 (9 if anything was wrong).
+const Bytes kVersionThenHalt5 = {
+    0x3d, 0x02, 0xb0, 0xad, 0x2b, 0x75, 0x35, 0xc7, 0x05, 0x04, 0x80, 0x00, 0x00, 0x01, 0x00, 0x00,
+    0x00, 0xb8, 0x00, 0x80, 0x00, 0x00, 0x66, 0xba, 0x00, 0x05, 0xef, 0x83, 0x3d, 0x04, 0x80, 0x00,
+    0x00, 0x00, 0x75, 0x18, 0x81, 0x3d, 0x08, 0x80, 0x00, 0x00, 0x55, 0x4b, 0x56, 0x4d, 0x75, 0x0c,
+    0xc7, 0x05, 0x08, 0x80, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0xeb, 0x0a, 0xc7, 0x05, 0x08, 0x80,
+    0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0xc7, 0x05, 0x04, 0x80, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
+    0xb8, 0x00, 0x80, 0x00, 0x00, 0x66, 0xba, 0x00, 0x05, 0xef, 0xeb, 0xfe};
+
+// `rep outsb` of the 6 bytes at 0x100100 to COM1, then a console-write hypercall of the 4
+// bytes at 0x100108, then halt(0).
+const Bytes kStringIoThenConsoleWrite = {
+    0xbe, 0x00, 0x01, 0x10, 0x00, 0xb9, 0x06, 0x00, 0x00, 0x00, 0x66, 0xba, 0xf8, 0x03, 0xfc,
+    0xf3, 0x6e, 0xc7, 0x05, 0x04, 0x80, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0xc7, 0x05, 0x08,
+    0x80, 0x00, 0x00, 0x08, 0x01, 0x10, 0x00, 0xc7, 0x05, 0x0c, 0x80, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0xc7, 0x05, 0x10, 0x80, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0xc7, 0x05, 0x14,
+    0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xb8, 0x00, 0x80, 0x00, 0x00, 0x66, 0xba, 0x00,
+    0x05, 0xef, 0xc7, 0x05, 0x04, 0x80, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0xc7, 0x05, 0x08,
+    0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xef, 0xeb, 0xfe};
+
+const Bytes kUd2 = {0x0f, 0x0b};                                 // #UD with no IDT: triple fault
+const Bytes kCliHlt = {0xfa, 0xf4, 0xeb, 0xfd};                  // cli; 1: hlt; jmp 1b
+const Bytes kStiHlt = {0xfb, 0xf4, 0xeb, 0xfd};                  // sti; 1: hlt; jmp 1b
+const Bytes kI8042Reset = {0xb0, 0xfe, 0xe6, 0x64, 0xeb, 0xfe};  // out 0x64, 0xfe; jmp $
+
+void put32(Bytes& b, std::size_t off, std::uint32_t v) {
+    std::memcpy(b.data() + off, &v, 4);
+}
+
+Bytes image(const Bytes& code, const std::string& data = "") {
+    EXPECT_LE(code.size(), kHeaderOffset);
+    Bytes b(kDataOffset + data.size() + 0x10, 0);
+    std::copy(code.begin(), code.end(), b.begin());
+    const std::uint32_t flags = 0x3 | (1u << 16);
+    put32(b, kHeaderOffset, kMultibootHeaderMagic);
+    put32(b, kHeaderOffset + 4, flags);
+    put32(b, kHeaderOffset + 8, static_cast<std::uint32_t>(-(kMultibootHeaderMagic + flags)));
+    put32(b, kHeaderOffset + 12, kLoad + kHeaderOffset);  // header_addr
+    put32(b, kHeaderOffset + 16, kLoad);                  // load_addr
+    put32(b, kHeaderOffset + 20, 0);                      // load_end: the whole file
+    put32(b, kHeaderOffset + 24, 0);                      // no bss
+    put32(b, kHeaderOffset + 28, kLoad);                  // entry
+    std::copy(data.begin(), data.end(), b.begin() + kDataOffset);
+    return b;
+}
+
+class VmmCore : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable";
+        std::string templ = (fs::temp_directory_path() / "ukvm-core-test-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+        dir_ = templ;
+    }
+    void TearDown() override {
+        if (!dir_.empty()) fs::remove_all(dir_);
+    }
+
+    GuestConfig config(const Bytes& kernel_bytes) {
+        const fs::path kernel = dir_ / "kernel.bin";
+        std::ofstream(kernel, std::ios::binary)
+            .write(reinterpret_cast<const char*>(kernel_bytes.data()),
+                   static_cast<std::streamsize>(kernel_bytes.size()));
+        GuestConfig c;
+        c.name = "core-test";
+        c.memory_mib = 16;
+        c.kernel = kernel;
+        c.console.output = ConsoleOutput::File;
+        c.console.file = dir_ / "console.txt";
+        c.console.input = ConsoleInput::None;
+        return c;
+    }
+
+    fs::path write_toml(const GuestConfig& c) {
+        std::ostringstream toml;
+        toml << "name = 'core'\nmemory = " << c.memory_mib << "\nkernel = '" << c.kernel.string()
+             << "'\n";
+        fs::path file = dir_ / "guest.toml";
+        std::ofstream(file) << toml.str();
+        return file;
+    }
+
+    std::string console() {
+        std::ifstream in(dir_ / "console.txt", std::ios::binary);
+        return {std::istreambuf_iterator<char>(in), {}};
+    }
+
+    fs::path dir_;
+};
+
+TEST_F(VmmCore, VersionHypercallThenHaltStatus) {
+    EXPECT_EQ(run_guest(config(image(kVersionThenHalt5))), 5);
+}
+
+TEST_F(VmmCore, SecondVcpuWaitsForSipiAndDoesNotHoldTheVmUp) {
+    GuestConfig c = config(image(kVersionThenHalt5));
+    c.vcpus = 2;
+    EXPECT_EQ(run_guest(c), 5);
+}
+
+TEST_F(VmmCore, LargeMemoryAboveTheHole) {
+    GuestConfig c = config(image(kVersionThenHalt5));
+    c.memory_mib = 3 * 1024 + 64;  // RAM above 4 GiB as a second memory slot
+    EXPECT_EQ(run_guest(c), 5);
+}
+
+TEST_F(VmmCore, StringIoAndHypercallShareTheConsole) {
+    // "uart: " at 0x100100 for the UART, "ok!\n" at 0x100108 for the hypercall.
+    const std::string data("uart: \0\0ok!\n", 12);
+    EXPECT_EQ(run_guest(config(image(kStringIoThenConsoleWrite, data))), 0);
+    EXPECT_EQ(console(), "uart: ok!\n");
+}
+
+TEST_F(VmmCore, TripleFaultIsAGuestFault) {
+    testing::internal::CaptureStderr();
+    const int status = run_guest(config(image(kUd2)));
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(status, kExitGuestFault);
+    EXPECT_NE(err.find("triple fault"), std::string::npos) << err;
+    EXPECT_NE(err.find("RIP="), std::string::npos) << err;
+    EXPECT_NE(err.find("CR0="), std::string::npos) << err;
+}
+
+TEST_F(VmmCore, CliHltIsDetected) {
+    testing::internal::CaptureStderr();
+    const auto start = std::chrono::steady_clock::now();
+    const int status = run_guest(config(image(kCliHlt)));
+    const auto took = std::chrono::steady_clock::now() - start;
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(status, kExitGuestFault);
+    EXPECT_NE(err.find("halted with interrupts disabled"), std::string::npos) << err;
+    EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+TEST_F(VmmCore, I8042ResetEndsWithStatusZero) {
+    EXPECT_EQ(run_guest(config(image(kI8042Reset))), 0);
+}
+
+TEST_F(VmmCore, BadImageIsABootError) {
+    Bytes bad = image(kVersionThenHalt5);
+    put32(bad, kHeaderOffset + 8, 0);  // checksum
+    EXPECT_THROW(run_guest(config(bad)), BootError);
+}
+
+// sti; hlt is an idle guest, not a hung one: the watchdog must leave it alone, and SIGTERM
+// must stop it with 143.
+TEST_F(VmmCore, IdleGuestRunsUntilSigterm) {
+    const fs::path toml = write_toml(config(image(kStiHlt)));
+    std::vector<std::string> args = {UKVM_BINARY, "run", toml.string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(::posix_spawn(&pid, UKVM_BINARY, nullptr, nullptr, argv.data(), environ), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // > 2 watchdog looks
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "ukvm ended on an idle guest";
+    ::kill(pid, SIGTERM);
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 143);
+}
+
+TEST_F(VmmCore, TimingLine) {
+    const fs::path toml = write_toml(config(image(kVersionThenHalt5)));
+    test::ProcessOptions options;
+    options.timeout = std::chrono::seconds(30);
+    auto r = test::run_process({UKVM_BINARY, "run", "--timing", toml.string()}, options);
+    EXPECT_EQ(r.status, 5) << test::describe(r);
+    long long first = -1, exit = -1;
+    auto at = r.err.find("ukvm-timing: ");
+    ASSERT_NE(at, std::string::npos) << r.err;
+    ASSERT_EQ(std::sscanf(r.err.c_str() + at, "ukvm-timing: first-hypercall-us=%lld exit-us=%lld",
+                          &first, &exit),
+              2)
+        << r.err;
+    EXPECT_GT(first, 0);
+    EXPECT_GE(exit, first);
+}
+
+}  // namespace
+}  // namespace ukvm
