@@ -1,0 +1,98 @@
+#include "boot_image.hpp"
+
+#include "arch/x86_64/layout.h"
+#include "elf.hpp"
+#include "lib.hpp"
+#include "sched.hpp"
+#include "table.hpp"
+
+namespace kernel::boot_image {
+
+using namespace ukvm::kernel;
+
+namespace {
+
+Module g_modules[kMaxModules];
+int g_count = 0;
+
+constexpr uint64_t kStackSize = 64 * 1024;
+
+// Users may send to every server; a new server becomes reachable for existing users.
+void connect(Proc* p) {
+    for (Proc& other : proc::table) {
+        if (other.blocked & kSlotFree || other.is_task() || &other == p) continue;
+        if (other.priv.cls == ProcClass::kUser && p->priv.cls == ProcClass::kServer)
+            other.priv.send_mask |= 1ull << p->index();
+        if (p->priv.cls == ProcClass::kUser && other.priv.cls == ProcClass::kServer)
+            p->priv.send_mask |= 1ull << other.index();
+    }
+}
+
+}  // namespace
+
+void add(uint64_t start, uint64_t end, const char* cmdline) {
+    if (g_count == kMaxModules) return;
+    Module& m = g_modules[g_count++];
+    m.start = start;
+    m.end = end;
+    size_t n = cmdline ? strlen(cmdline) : 0;
+    if (n >= kCmdlineLen) n = kCmdlineLen - 1;
+    memcpy(m.cmdline, cmdline, n);
+    m.cmdline[n] = '\0';
+    // name = the first word's file name
+    size_t end_of_path = 0, base = 0;
+    while (end_of_path < n && m.cmdline[end_of_path] != ' ') {
+        if (m.cmdline[end_of_path] == '/') base = end_of_path + 1;
+        ++end_of_path;
+    }
+    size_t len = end_of_path - base;
+    if (len >= kNameLen) len = kNameLen - 1;
+    memcpy(m.name, m.cmdline + base, len);
+    m.name[len] = '\0';
+}
+
+int count() {
+    return g_count;
+}
+const Module* get(int index) {
+    return index >= 0 && index < g_count ? &g_modules[index] : nullptr;
+}
+
+Proc* spawn(int index, Endpoint parent, int32_t* error) {
+    const Module* m = get(index);
+    if (!m) return *error = kEInval, nullptr;
+    Proc* p = proc::allocate();
+    if (!p) return *error = kEBusy, nullptr;
+    uint64_t entry = 0;
+    size_t len = strlen(m->cmdline) + 1;
+    uint64_t arg = kUserTop - align_up<uint64_t>(len, 16);
+    if (p->as.create()) {
+        entry = elf::load(reinterpret_cast<const uint8_t*>(m->start), m->end - m->start, p->as);
+        if (entry && (!p->as.map_zeroed(kUserTop - kStackSize, kStackSize, true) ||
+                      !p->as.copy_out({arg}, m->cmdline, len)))
+            entry = 0;
+    }
+    if (!entry) {
+        p->as.destroy();
+        p->blocked = kSlotFree;
+        return *error = kENoMem, nullptr;  // (or a malformed image, reported at boot)
+    }
+    memcpy(p->name, m->name, kNameLen);
+    p->priv = table::privileges_for(m->name);
+    p->parent = parent;
+    p->module = index;
+    p->regs.rip = entry;
+    p->regs.cs = SEL_UCODE;
+    p->regs.ss = SEL_UDATA;
+    p->regs.rflags = RFLAGS_RESERVED | RFLAGS_IF;
+    p->regs.rsp = arg - 8;  // as if called: the ABI expects rsp % 16 == 8 at entry
+    p->regs.rdi = arg;
+    p->regs.rsi = static_cast<uint64_t>(p->endpoint);
+    p->regs.rdx = static_cast<uint64_t>(parent);
+    p->blocked = 0;
+    connect(p);
+    sched::ready(p);
+    return p;
+}
+
+}  // namespace kernel::boot_image

@@ -1,0 +1,27 @@
+// The boot image: the multiboot modules (ELF programs) as the kernel found them, and
+// starting a process from one.
+#pragma once
+
+#include <stdint.h>
+
+#include "proc.hpp"
+
+namespace kernel::boot_image {
+
+inline constexpr int kMaxModules = 32;
+inline constexpr int kCmdlineLen = 256;
+
+struct Module {
+    uint64_t start, end;        // physical
+    char cmdline[kCmdlineLen];  // "<path> <args>"
+    char name[kNameLen];        // the path's file name
+};
+
+void add(uint64_t start, uint64_t end, const char* cmdline);
+int count();
+const Module* get(int index);
+
+// Starts module index in a fresh process; returns it, or nullptr with *error set.
+Proc* spawn(int index, Endpoint parent, int32_t* error);
+
+}  // namespace kernel::boot_image

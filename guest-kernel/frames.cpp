@@ -1,0 +1,80 @@
+#include "frames.hpp"
+
+#include "lib.hpp"
+
+namespace kernel::frames {
+
+namespace {
+
+struct Range {
+    uint64_t next;  // bump pointer
+    uint64_t end;
+};
+
+constexpr int kMaxRanges = 32;
+Range g_ranges[kMaxRanges];
+int g_nranges = 0;
+uint64_t g_free_list = 0;  // physical address of the first free frame; links in the frames
+uint64_t g_free_count = 0;
+
+}  // namespace
+
+void add_range(uint64_t start, uint64_t end) {
+    start = align_up(start, kPageSize);
+    end = align_down(end < kLimit ? end : kLimit, kPageSize);
+    if (start < 0x100000) start = 0x100000;  // leave the BIOS area alone
+    if (start >= end || g_nranges == kMaxRanges) return;
+    g_ranges[g_nranges++] = {start, end};
+}
+
+void reserve(uint64_t start, uint64_t end) {
+    start = align_down(start, kPageSize);
+    end = align_up(end, kPageSize);
+    for (int i = 0; i < g_nranges; ++i) {
+        Range& r = g_ranges[i];
+        if (end <= r.next || start >= r.end) continue;
+        if (start <= r.next) {
+            r.next = end < r.end ? end : r.end;
+        } else if (end >= r.end) {
+            r.end = start;
+        } else if (g_nranges < kMaxRanges) {
+            g_ranges[g_nranges++] = {end, r.end};
+            r.end = start;
+        } else {
+            r.end = start;  // out of slots: lose the tail rather than hand out reserved RAM
+        }
+    }
+}
+
+uint64_t alloc() {
+    uint64_t frame = 0;
+    if (g_free_list) {
+        frame = g_free_list;
+        g_free_list = *static_cast<uint64_t*>(to_virtual(frame));
+        --g_free_count;
+    } else {
+        for (int i = 0; i < g_nranges && !frame; ++i) {
+            if (g_ranges[i].next < g_ranges[i].end) {
+                frame = g_ranges[i].next;
+                g_ranges[i].next += kPageSize;
+            }
+        }
+        if (!frame) return 0;
+    }
+    memset(to_virtual(frame), 0, kPageSize);
+    return frame;
+}
+
+void free(uint64_t frame) {
+    *static_cast<uint64_t*>(to_virtual(frame)) = g_free_list;
+    g_free_list = frame;
+    ++g_free_count;
+}
+
+uint64_t free_bytes() {
+    uint64_t n = g_free_count;
+    for (int i = 0; i < g_nranges; ++i) n += (g_ranges[i].end - g_ranges[i].next) / kPageSize;
+    return n * kPageSize;
+}
+
+}  // namespace kernel::frames

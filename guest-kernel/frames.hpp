@@ -1,0 +1,25 @@
+// Physical page frames: the usable RAM of the multiboot memory map below 1 GiB (the part
+// the kernel's identity map reaches), minus the kernel image and the boot modules.
+// Frames are handed out by a bump pointer per range and recycled through a free list, so
+// boot touches no memory it does not use.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace kernel::frames {
+
+inline constexpr uint64_t kPageSize = 4096;
+inline constexpr uint64_t kLimit = 1ull << 30;  // the identity-mapped first GiB
+
+void add_range(uint64_t start, uint64_t end);  // usable RAM
+void reserve(uint64_t start, uint64_t end);    // carve out of what was added
+uint64_t alloc();                              // a zeroed frame, or 0 when RAM is exhausted
+void free(uint64_t frame);
+uint64_t free_bytes();
+
+inline void* to_virtual(uint64_t phys) {
+    return reinterpret_cast<void*>(phys);
+}
+
+}  // namespace kernel::frames

@@ -1,0 +1,135 @@
+// The guest kernel's user ABI: what a ring-3 program (server, driver, test) needs to talk
+// to the kernel. Freestanding; included by the kernel and by everything in guest-servers/.
+//
+// A system call is `syscall` (or `int $0x80`) with rax = an IpcOp, rdi = an endpoint,
+// rsi = the user address of a 64-byte Message. rax returns kOk or a negative Error; every
+// other register except rcx and r11 is preserved. Kernel calls are SENDREC to kSystem
+// with m_type = a KernelCall; their result is the reply's m_type. The VMM (kVmm) takes
+// SENDREC with the hypercall ABI's requests (ukvm/hypercall.h), buffers given as the
+// caller's own addresses.
+//
+// A process starts at its ELF entry with rdi = its command line ("<path> <args>", on its
+// stack), rsi = its endpoint, rdx = its parent's endpoint, rsp % 16 == 8. The user ABI
+// has no FPU/SSE state: programs are built with -mgeneral-regs-only.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace ukvm::kernel {
+
+using Endpoint = int32_t;
+
+// IPC primitives (the MINIX 3 numbers).
+enum IpcOp : int32_t {
+    kSend = 1,
+    kReceive = 2,
+    kSendRec = 3,
+    kNotify = 4,
+    kSendNb = 5,
+};
+inline constexpr int kNrIpcOps = 6;
+
+// Special endpoints. Kernel tasks have negative process numbers and never change
+// generation; kVmm is the VMM behind the hypercall port (ukvm::hc::kVmmEndpoint).
+inline constexpr Endpoint kVmm = -16;
+inline constexpr Endpoint kIdle = -4;
+inline constexpr Endpoint kClock = -3;
+inline constexpr Endpoint kSystem = -2;
+inline constexpr Endpoint kHardware = -1;  // source of interrupt notifications
+inline constexpr Endpoint kAny = 0x7ace;
+inline constexpr Endpoint kNone = 0x6ace;
+inline constexpr Endpoint kSelf = 0x8ace;
+
+// endpoint = generation * kGenerationSize + process number. A restarted process gets a
+// new generation in the same slot, so mail for its predecessor fails with kEDeadSrcDst.
+inline constexpr int32_t kNrTasks = 16;  // process numbers -16 .. -1
+inline constexpr int32_t kNrProcs = 48;  // process numbers 0 .. 47
+inline constexpr int32_t kGenerationSize = 0x10000;
+inline constexpr int32_t kMaxGeneration = 0x7fff;
+constexpr int32_t endpoint_slot(Endpoint e) {
+    return e >= -kNrTasks && e < 0 ? e : e % kGenerationSize;
+}
+
+// Errors (MINIX 3 values; negative). Ordinary errno values are Linux's, negated.
+enum Error : int32_t {
+    kOk = 0,
+    kEPerm = -1,
+    kESrch = -3,
+    kE2Big = -7,
+    kENoMem = -12,
+    kEFault = -14,
+    kEBusy = -16,
+    kEInval = -22,
+    kENoSys = -38,
+    kELocked = -101,
+    kEBadCall = -102,
+    kEBadSrcDst = -103,
+    kECallDenied = -104,
+    kEDeadSrcDst = -105,
+    kENotReady = -106,
+    kEBadRequest = -107,
+    kETrapDenied = -110,
+};
+
+struct Notify {
+    uint64_t timestamp_ns;  // uptime when the notification was built
+    uint64_t bits;          // kHardware: pending IRQ lines; kSystem: kernel signals
+};
+
+struct alignas(16) Message {
+    Endpoint m_source;  // stamped by the kernel
+    int32_t m_type;
+    union {
+        uint8_t bytes[56];
+        int64_t i64[7];
+        uint64_t u64[7];
+        Notify notify;
+    };
+};
+static_assert(sizeof(Message) == 64, "a MINIX message is 64 bytes");
+
+inline constexpr int32_t kNotifyMessage = 0x1000;  // m_type of a notification
+
+// Kernel calls: SENDREC to kSystem, m_type = the call, arguments in u64[], result in the
+// reply's m_type (>= 0 success) and u64[].
+enum KernelCall : int32_t {
+    kSysSpawn = 1,     // bytes: boot program name (NUL-terminated) -> u64[0] endpoint
+    kSysExit = 2,      // u64[0] status. Never replies.
+    kSysKill = 3,      // u64[0] endpoint
+    kSysGetKSig = 4,   // -> u64[0] endpoint of a dead child or kNone, u64[1] reason, u64[2] detail
+    kSysTimes = 5,     // -> u64[0] uptime ns
+    kSysSetAlarm = 6,  // u64[0] ns from now (0 cancels) -> notification from kClock
+    kSysGrantCreate = 7,  // u64[0] grantee endpoint, u64[1] address, u64[2] length, u64[3] rights
+                          // -> u64[0] grant id
+    kSysGrantRevoke = 8,  // u64[0] grant id
+    kSysSafeCopyFrom =
+        9,  // u64[0] granter endpoint, u64[1] grant, u64[2] offset, u64[3] my address, u64[4] len
+    kSysSafeCopyTo = 10,  // same, copying my bytes into the grant
+    kSysDevIo =
+        11,  // u64[0] port, u64[1] width (1,2,4), u64[2] 0 read / 1 write, u64[3] value -> u64[0]
+    kSysIrqCtl = 12,    // u64[0] irq line, u64[1] 1 enable / 0 disable
+    kSysMapPhys = 13,   // u64[0] physical address, u64[1] length -> u64[0] user address
+    kSysGetInfo = 14,   // -> u64[0] own endpoint, u64[1] parent, u64[2] boot module count
+    kSysFindProc = 15,  // bytes: program name -> u64[0] endpoint of a live process running it
+};
+inline constexpr int kNrKernelCalls = 16;
+inline constexpr size_t kNameMax = 16;  // program names, with the NUL
+
+// Grant rights.
+inline constexpr uint64_t kGrantRead = 1;   // the grantee may read (copy from) the range
+inline constexpr uint64_t kGrantWrite = 2;  // the grantee may write (copy to) the range
+
+// kSysGetKSig reasons.
+enum ExitReason : uint64_t {
+    kExitNormal = 0,  // kSysExit; detail = status
+    kExitFault = 1,   // CPU exception; detail = vector
+    kExitKilled = 2,  // kSysKill
+};
+
+// The user half of every address space: [kUserBase, kUserTop).
+inline constexpr uint64_t kUserBase = 0x40000000;
+inline constexpr uint64_t kUserTop = 0x80000000;
+inline constexpr uint64_t kUserImageBase = 0x40400000;  // programs are linked here
+
+}  // namespace ukvm::kernel

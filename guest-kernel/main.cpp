@@ -1,0 +1,170 @@
+// Boot, and the kernel's entry from user mode: every system call, exception and interrupt
+// lands in kernel_trap() with the user's registers saved in the current Proc. The kernel
+// runs with interrupts off, on one stack, and always leaves through sched::run().
+#include "arch/x86_64/cpu.hpp"
+#include "arch/x86_64/idt.hpp"
+#include "arch/x86_64/lapic.hpp"
+#include "arch/x86_64/layout.h"
+#include "boot_image.hpp"
+#include "clock.hpp"
+#include "console.hpp"
+#include "frames.hpp"
+#include "hypercall.hpp"
+#include "ipc.hpp"
+#include "lib.hpp"
+#include "multiboot.hpp"
+#include "sched.hpp"
+#include "task.hpp"
+
+extern "C" {
+extern uint32_t boot_magic, boot_info;
+extern uint64_t boot_tsc;
+extern char kernel_image_start[], kernel_image_end[];
+extern void (*init_array_start[])(), (*init_array_end[])();
+void syscall_entry();
+[[noreturn]] void kernel_boot();
+[[noreturn]] void kernel_trap();
+[[noreturn]] void kernel_idle_interrupt(uint64_t vector);
+[[noreturn]] void kernel_fault(const uint64_t* frame, uint64_t cr2);
+}
+
+namespace kernel {
+namespace {
+
+using namespace ukvm::kernel;
+
+const char* exception_name(uint64_t v) {
+    static const char* const names[] = {"divide error",
+                                        "debug",
+                                        "NMI",
+                                        "breakpoint",
+                                        "overflow",
+                                        "bound range",
+                                        "invalid opcode",
+                                        "device not available",
+                                        "double fault",
+                                        "coprocessor overrun",
+                                        "invalid TSS",
+                                        "segment not present",
+                                        "stack fault",
+                                        "general protection",
+                                        "page fault",
+                                        "reserved",
+                                        "x87 error",
+                                        "alignment check",
+                                        "machine check",
+                                        "SIMD error",
+                                        "virtualization",
+                                        "control protection"};
+    return v < sizeof names / sizeof *names ? names[v] : "exception";
+}
+
+void user_fault(Proc* p) {
+    const Regs& r = p->regs;
+    uint64_t cr2;
+    asm volatile("mov %%cr2, %0" : "=r"(cr2));
+    print(
+        "ukvm-kernel: %s (endpoint %d) killed: %s (vector %lu, error %lx) at rip %lx, "
+        "cr2 %lx\n",
+        p->name, p->endpoint, exception_name(r.vector), r.vector, r.error, r.rip, cr2);
+    proc::exit(p, kExitFault, r.vector);
+}
+
+void interrupt(uint64_t vector) {
+    lapic::eoi();
+    if (vector == lapic::kTimerVector) {
+        sched::timer_fired();
+        clock::expire_alarms();
+    } else if (vector >= lapic::kIrqVectorBase && vector < lapic::kIrqVectorBase + 24) {
+        task::irq_fired(static_cast<int>(vector - lapic::kIrqVectorBase));
+    }
+}
+
+void system_call(Proc* p) {
+    Endpoint self = p->endpoint;
+    int32_t r = ipc::do_ipc(p, static_cast<int32_t>(p->regs.rax),
+                            static_cast<Endpoint>(p->regs.rdi), {p->regs.rsi});
+    if (p->endpoint == self && !(p->blocked & kSlotFree))
+        p->regs.rax = static_cast<uint64_t>(static_cast<int64_t>(r));
+}
+
+void boot() {
+    uint64_t c_tsc = cpu::rdtsc();
+    for (auto* f = init_array_start; f != init_array_end; ++f) (*f)();  // C++ static init
+    console::init();
+    if (boot_magic != multiboot::kBootMagic)
+        panic("not booted by a multiboot loader (%x)", boot_magic);
+    multiboot::read(boot_info);  // modules and memory, before anything is allocated
+    frames::reserve(reinterpret_cast<uintptr_t>(kernel_image_start),
+                    reinterpret_cast<uintptr_t>(kernel_image_end));
+    for (int i = 0; i < boot_image::count(); ++i)
+        frames::reserve(boot_image::get(i)->start, boot_image::get(i)->end);
+
+    idt::init();
+    lapic::init();
+    clock::init();
+    proc::init();
+    uint64_t tsc_hz = clock::tsc_hz();
+    if (strstr(multiboot::cmdline(), " sysret")) sched::use_sysret(true);
+    print(
+        "ukvm-kernel: %s, %lu MiB free, %d boot modules; multiboot entry to C++ %lu us, "
+        "C++ to here %lu us\n",
+        hypercall::available() ? "on ukvm (hypercalls)" : "no ukvm VMM (UART console)",
+        frames::free_bytes() >> 20, boot_image::count(), (c_tsc - boot_tsc) * 1000000 / tsc_hz,
+        (cpu::rdtsc() - c_tsc) * 1000000 / tsc_hz);
+    if (boot_image::count() == 0) panic("no boot modules: nothing to run");
+
+    Endpoint parent = kNone;
+    for (int i = 0; i < boot_image::count(); ++i) {
+        int32_t error = 0;
+        Proc* p = boot_image::spawn(i, parent, &error);
+        if (!p) panic("cannot start boot module %s (%d)", boot_image::get(i)->cmdline, error);
+        if (i == 0) parent = p->endpoint;  // the first module parents the others
+    }
+    print("ukvm-kernel: boot modules loaded; %lu us since multiboot entry\n",
+          (cpu::rdtsc() - boot_tsc) * 1000000 / tsc_hz);
+}
+
+}  // namespace
+}  // namespace kernel
+
+using namespace kernel;
+
+extern "C" [[noreturn]] void kernel_boot() {
+    boot();
+    sched::run();
+}
+
+extern "C" [[noreturn]] void kernel_trap() {
+    Proc* p = proc::current;
+    Regs& r = p->regs;
+    p->entered_by_syscall = false;
+    if (r.vector == VECTOR_SYSCALL) {
+        p->entered_by_syscall = true;
+        system_call(p);
+    } else if (r.vector == 14 && r.rip == reinterpret_cast<uintptr_t>(syscall_entry)) {
+        // PVM: `syscall` reached LSTAR still in ring 3 and faulted on the kernel page.
+        r.rip = r.rcx;
+        r.rflags = r.r11;
+        p->entered_by_syscall = true;
+        system_call(p);
+    } else if (r.vector == VECTOR_INT80) {
+        system_call(p);
+    } else if (r.vector < 32) {
+        user_fault(p);
+    } else {
+        interrupt(r.vector);
+    }
+    sched::run();
+}
+
+extern "C" [[noreturn]] void kernel_idle_interrupt(uint64_t vector) {
+    interrupt(vector);
+    sched::run();
+}
+
+extern "C" [[noreturn]] void kernel_fault(const uint64_t* f, uint64_t cr2) {
+    // f: rax..r15 (15), vector, error, rip, cs, rflags, rsp, ss
+    panic("kernel %s (vector %lu, error %lx) at rip %lx, rsp %lx, cr2 %lx, rax %lx, rdi %lx",
+          exception_name(f[15]), f[15], f[16], f[17], f[20], cr2, f[0], f[6]);
+}

@@ -1,0 +1,73 @@
+#include "multiboot.hpp"
+
+#include "boot_image.hpp"
+#include "frames.hpp"
+#include "lib.hpp"
+
+namespace kernel::multiboot {
+
+namespace {
+
+struct [[gnu::packed]] Info {
+    uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
+    uint32_t syms[4];
+    uint32_t mmap_length, mmap_addr;
+};
+struct [[gnu::packed]] ModuleEntry {
+    uint32_t start, end, string, reserved;
+};
+struct [[gnu::packed]] MmapEntry {
+    uint32_t size;
+    uint64_t base, length;
+    uint32_t type;
+};
+constexpr uint32_t kFlagMem = 1u << 0;
+constexpr uint32_t kFlagCmdline = 1u << 2;
+constexpr uint32_t kFlagMods = 1u << 3;
+constexpr uint32_t kFlagMmap = 1u << 6;
+
+char g_cmdline[256];
+
+template <typename T>
+const T* at(uint64_t phys) {
+    return reinterpret_cast<const T*>(phys);
+}
+
+}  // namespace
+
+void read(uint32_t info_address) {
+    const Info* info = at<Info>(info_address);
+    if (info->flags & kFlagCmdline) {
+        const char* s = at<char>(info->cmdline);
+        size_t n = strlen(s);
+        if (n >= sizeof g_cmdline) n = sizeof g_cmdline - 1;
+        memcpy(g_cmdline, s, n);
+    }
+    if (info->flags & kFlagMods) {
+        const ModuleEntry* mods = at<ModuleEntry>(info->mods_addr);
+        for (uint32_t i = 0; i < info->mods_count; ++i) {
+            if (mods[i].end > frames::kLimit || mods[i].end < mods[i].start)
+                panic("boot module %u at %x..%x is outside the first GiB", i, mods[i].start,
+                      mods[i].end);
+            boot_image::add(mods[i].start, mods[i].end,
+                            mods[i].string ? at<char>(mods[i].string) : "");
+        }
+    }
+    if (info->flags & kFlagMmap) {
+        for (uint64_t a = info->mmap_addr; a < uint64_t{info->mmap_addr} + info->mmap_length;) {
+            const MmapEntry* e = at<MmapEntry>(a);
+            if (e->type == 1) frames::add_range(e->base, e->base + e->length);
+            a += e->size + 4;
+        }
+    } else if (info->flags & kFlagMem) {
+        frames::add_range(0x100000, 0x100000 + uint64_t{info->mem_upper} * 1024);
+    } else {
+        panic("the boot loader gave no memory map");
+    }
+}
+
+const char* cmdline() {
+    return g_cmdline;
+}
+
+}  // namespace kernel::multiboot

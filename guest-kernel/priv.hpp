@@ -1,0 +1,24 @@
+// Privileges: which IPC primitives a process may use (trap mask), whom it may send to
+// (send mask over slot indices), which kernel calls it may make, and its scheduling
+// class. Filled from the policy table in table.cpp.
+#pragma once
+
+#include <stdint.h>
+
+namespace kernel {
+
+enum class ProcClass : uint8_t { kTask, kServer, kUser };
+
+struct Priv {
+    ProcClass cls = ProcClass::kUser;
+    uint32_t trap_mask = 0;  // bit n: IpcOp n allowed
+    uint64_t send_mask = 0;  // bit i: may send to slot index i (nr + kNrTasks)
+    uint32_t call_mask = 0;  // bit n: KernelCall n allowed
+    uint64_t irq_mask = 0;   // IRQ lines it may subscribe to
+    uint16_t io_base = 0;    // I/O ports it may access through kSysDevIo: [base, base+count)
+    uint16_t io_count = 0;
+    uint8_t priority = 7;  // scheduling queue, 0 highest
+    uint64_t quantum_ns = 0;
+};
+
+}  // namespace kernel

@@ -1,0 +1,25 @@
+// Priority round robin: 16 queues (0 highest); the running process stays at the head of
+// its queue and goes to the tail when its quantum is used up. Tickless: the LAPIC timer
+// is armed one-shot only for the quantum of a process that shares its queue, or for the
+// next alarm; with nothing runnable the CPU halts.
+#pragma once
+
+#include "proc.hpp"
+
+namespace kernel::sched {
+
+inline constexpr int kNrQueues = 16;
+
+void ready(Proc* p);
+void unready(Proc* p);
+void timer_fired();
+// The address space is about to be freed: stop using its page tables.
+void forget_address_space(const AddressSpace& as);
+// Return to user mode through sysretq when the kernel entry allows (kernel cmdline
+// "sysret"); iretq otherwise.
+void use_sysret(bool on);
+// Picks the next process (charging the current one for the time it ran), arms the timer
+// and returns to user mode; idles when nothing is runnable. Never returns.
+[[noreturn]] void run();
+
+}  // namespace kernel::sched

@@ -1,0 +1,239 @@
+// The SYSTEM task: kernel calls, checked against the caller's call mask.
+#include "arch/x86_64/cpu.hpp"
+#include "arch/x86_64/lapic.hpp"
+#include "boot_image.hpp"
+#include "clock.hpp"
+#include "grant.hpp"
+#include "ipc.hpp"
+#include "lib.hpp"
+#include "sched.hpp"
+#include "task.hpp"
+
+namespace kernel::task {
+
+using namespace ukvm::kernel;
+
+namespace {
+
+struct ChildRecord {
+    Endpoint parent = kNone;
+    Endpoint child = kNone;
+    uint64_t reason = 0, detail = 0;
+};
+constexpr int kMaxRecords = 32;
+ChildRecord g_records[kMaxRecords];
+Endpoint g_irq_owner[24];  // kNone when nobody subscribed
+uint32_t g_irq_pending;    // lines that fired since their owner's last notification
+bool g_irq_init = false;
+
+// The name in a request's payload, NUL-terminated whatever the caller sent.
+void request_name(const Message& m, char (&name)[kNameLen]) {
+    memcpy(name, m.bytes, kNameLen);
+    name[kNameLen - 1] = '\0';
+}
+
+int32_t sys_spawn(Proc* caller, Message& m) {
+    char name[kNameLen];
+    request_name(m, name);
+    int index = -1;
+    for (int i = 0; i < boot_image::count() && index < 0; ++i)
+        if (strncmp(boot_image::get(i)->name, name, kNameLen) == 0) index = i;
+    if (index < 0) return kESrch;
+    int32_t error = kOk;
+    Proc* p = boot_image::spawn(index, caller->endpoint, &error);
+    if (!p) return error;
+    m.u64[0] = static_cast<uint64_t>(p->endpoint);
+    return kOk;
+}
+
+int32_t sys_findproc(Message& m) {
+    char name[kNameLen];
+    request_name(m, name);
+    for (Proc& p : proc::table) {
+        if ((p.blocked & kSlotFree) || strncmp(p.name, name, kNameLen) != 0) continue;
+        m.u64[0] = static_cast<uint64_t>(p.endpoint);
+        return kOk;
+    }
+    return kESrch;
+}
+
+int32_t sys_kill(Proc* caller, Message& m) {
+    Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
+    if (!p || p->is_task()) return kEDeadSrcDst;
+    if (p == caller) return kEInval;
+    proc::exit(p, kExitKilled, 0);
+    return kOk;
+}
+
+int32_t sys_getksig(Proc* caller, Message& m) {
+    m.u64[0] = static_cast<uint64_t>(kNone);
+    for (ChildRecord& r : g_records) {
+        if (r.parent != caller->endpoint) continue;
+        m.u64[0] = static_cast<uint64_t>(r.child);
+        m.u64[1] = r.reason;
+        m.u64[2] = r.detail;
+        r = ChildRecord{};
+        break;
+    }
+    return kOk;
+}
+
+int32_t sys_devio(Proc* caller, Message& m) {
+    uint64_t port = m.u64[0], width = m.u64[1];
+    const Priv& pv = caller->priv;
+    if ((width != 1 && width != 2 && width != 4) || port < pv.io_base ||
+        port + width > uint64_t{pv.io_base} + pv.io_count)
+        return kEPerm;
+    auto p = static_cast<uint16_t>(port);
+    if (m.u64[2]) {
+        uint64_t v = m.u64[3];
+        if (width == 1)
+            cpu::outb(p, static_cast<uint8_t>(v));
+        else if (width == 2)
+            cpu::outw(p, static_cast<uint16_t>(v));
+        else
+            cpu::outl(p, static_cast<uint32_t>(v));
+    } else {
+        m.u64[0] = width == 1 ? cpu::inb(p) : width == 2 ? cpu::inw(p) : cpu::inl(p);
+    }
+    return kOk;
+}
+
+int32_t sys_irqctl(Proc* caller, Message& m) {
+    uint64_t irq = m.u64[0];
+    if (irq >= 24 || !((caller->priv.irq_mask >> irq) & 1)) return kEPerm;
+    if (!g_irq_init) {
+        for (Endpoint& e : g_irq_owner) e = kNone;
+        g_irq_init = true;
+    }
+    bool enable = m.u64[1] != 0;
+    if (enable && g_irq_owner[irq] != kNone && g_irq_owner[irq] != caller->endpoint) return kEBusy;
+    g_irq_owner[irq] = enable ? caller->endpoint : kNone;
+    lapic::route_irq(static_cast<int>(irq), enable);
+    return kOk;
+}
+
+}  // namespace
+
+int32_t system_call(Proc* caller, Message& m) {
+    int32_t call = m.m_type;
+    if (call <= 0 || call >= kNrKernelCalls) return kEBadRequest;
+    if (!((caller->priv.call_mask >> call) & 1)) return kECallDenied;
+    switch (call) {
+        case kSysSpawn:
+            return sys_spawn(caller, m);
+        case kSysExit:
+            proc::exit(caller, kExitNormal, m.u64[0]);
+            return kOk;
+        case kSysKill:
+            return sys_kill(caller, m);
+        case kSysGetKSig:
+            return sys_getksig(caller, m);
+        case kSysTimes:
+            m.u64[0] = clock::uptime_ns();
+            return kOk;
+        case kSysSetAlarm:
+            clock::set_alarm(caller, m.u64[0]);
+            return kOk;
+        case kSysGrantCreate: {
+            int32_t id = grant::create(caller, static_cast<Endpoint>(m.u64[0]), {m.u64[1]},
+                                       m.u64[2], m.u64[3]);
+            if (id < 0) return id;
+            m.u64[0] = static_cast<uint64_t>(id);
+            return kOk;
+        }
+        case kSysGrantRevoke:
+            return grant::revoke(caller, static_cast<int32_t>(m.u64[0]));
+        case kSysSafeCopyFrom:
+        case kSysSafeCopyTo:
+            return grant::safecopy(caller, static_cast<Endpoint>(m.u64[0]),
+                                   static_cast<int32_t>(m.u64[1]), m.u64[2], {m.u64[3]}, m.u64[4],
+                                   call == kSysSafeCopyTo);
+        case kSysDevIo:
+            return sys_devio(caller, m);
+        case kSysIrqCtl:
+            return sys_irqctl(caller, m);
+        case kSysGetInfo:
+            m.u64[0] = static_cast<uint64_t>(caller->endpoint);
+            m.u64[1] = static_cast<uint64_t>(caller->parent);
+            m.u64[2] = static_cast<uint64_t>(boot_image::count());
+            return kOk;
+        case kSysFindProc:
+            return sys_findproc(m);
+        default:
+            return kENoSys;
+    }
+}
+
+uint64_t notify_bits(Proc* source, Proc* dst) {
+    if (source->endpoint == kHardware) {
+        uint64_t bits = 0;
+        if (g_irq_init)
+            for (int irq = 0; irq < 24; ++irq)
+                if (g_irq_owner[irq] == dst->endpoint && ((g_irq_pending >> irq) & 1)) {
+                    bits |= 1ull << irq;
+                    g_irq_pending &= ~(1u << irq);
+                }
+        return bits;
+    }
+    return 0;
+}
+
+void irq_fired(int irq) {
+    if (!g_irq_init || irq < 0 || irq >= 24) return;
+    g_irq_pending |= 1u << irq;
+    if (Proc* p = proc::lookup(g_irq_owner[irq])) ipc::notify(proc::by_slot(kHardware), p);
+}
+
+bool waiting_for_irq() {
+    if (!g_irq_init) return false;
+    for (Endpoint e : g_irq_owner)
+        if (e != kNone) return true;
+    return false;
+}
+
+void child_exited(Proc* p, uint64_t reason, uint64_t detail) {
+    Proc* parent = proc::lookup(p->parent);
+    if (!parent || parent->is_task()) return;
+    for (ChildRecord& r : g_records) {
+        if (r.parent != kNone) continue;
+        r = {parent->endpoint, p->endpoint, reason, detail};
+        break;
+    }
+    ipc::notify(proc::by_slot(kSystem), parent);
+}
+
+void forget(Proc* p) {
+    if (g_irq_init)
+        for (int irq = 0; irq < 24; ++irq)
+            if (g_irq_owner[irq] == p->endpoint) {
+                g_irq_owner[irq] = kNone;
+                lapic::route_irq(irq, false);
+            }
+    for (ChildRecord& r : g_records)
+        if (r.parent == p->endpoint) r = ChildRecord{};
+}
+
+int32_t call(Proc* caller, Proc* dst, UserAddr where) {
+    Message m;
+    if (!caller->as.copy_in(&m, where, sizeof m)) return kEFault;
+    Endpoint caller_e = caller->endpoint;
+    int32_t status;
+    switch (dst->endpoint) {
+        case kSystem:
+            status = system_call(caller, m);
+            break;
+        case kVmm:
+            status = vmm_call(caller, m);
+            break;
+        default:
+            return kEBadRequest;
+    }
+    // kSysExit (or a kill of oneself) leaves nobody to reply to.
+    if (caller->endpoint != caller_e || (caller->blocked & kSlotFree)) return kOk;
+    m.m_source = dst->endpoint;
+    m.m_type = status;
+    return ipc::deliver_reply(caller, where, m) ? kOk : kEFault;
+}
+
+}  // namespace kernel::task

@@ -1,0 +1,68 @@
+#include "table.hpp"
+
+#include <ukvm/kernel.h>
+
+#include "lib.hpp"
+#include "proc.hpp"
+
+namespace kernel::table {
+
+using namespace ukvm::kernel;
+
+namespace {
+
+constexpr uint32_t bit(int n) {
+    return 1u << n;
+}
+constexpr uint64_t slot_bit(Endpoint task) {
+    return 1ull << (task + kNrTasks);
+}
+constexpr uint64_t kMs = 1000000;
+
+constexpr uint32_t kAllTraps =
+    bit(kSend) | bit(kReceive) | bit(kSendRec) | bit(kNotify) | bit(kSendNb);
+constexpr uint32_t kAllCalls = ~0u;
+// Until PM exists, user programs exit, read the clock and ask who they are directly.
+constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo);
+
+// Class defaults: servers may do anything IPC-wise; users may only SENDREC, to servers,
+// SYSTEM and the VMM (the user send mask gains each server's slot when it starts).
+constexpr Priv kServerPriv{ProcClass::kServer, kAllTraps, ~0ull, kAllCalls, 0, 0, 0, 4, 50 * kMs};
+constexpr Priv kUserPriv{
+    ProcClass::kUser, bit(kSendRec), slot_bit(kSystem) | slot_bit(kVmm), kUserCalls, 0, 0, 0, 7,
+    200 * kMs};
+
+struct Policy {
+    const char* name;
+    Priv priv;
+};
+
+constexpr Priv driver(uint64_t irqs, uint16_t io_base, uint16_t io_count) {
+    Priv p = kServerPriv;
+    p.irq_mask = irqs;
+    p.io_base = io_base;
+    p.io_count = io_count;
+    p.priority = 2;
+    return p;
+}
+
+constexpr Policy kPolicies[] = {
+    {"init", kServerPriv},
+    {"pm", kServerPriv},
+    {"rs", kServerPriv},
+    {"ds", kServerPriv},
+    {"tty", driver(1u << 4, 0x3f8, 8)},
+    {"ipc_test", driver(1u << 4, 0x3f8, 8)},  // exercises IRQ and port calls
+    {"ipc_echo", kServerPriv},
+    {"ipc_bench", kServerPriv},
+};
+
+}  // namespace
+
+Priv privileges_for(const char* name) {
+    for (const Policy& p : kPolicies)
+        if (strncmp(p.name, name, kNameLen) == 0) return p.priv;
+    return kUserPriv;
+}
+
+}  // namespace kernel::table

@@ -1,0 +1,218 @@
+#include "user.hpp"
+
+using namespace ukvm::kernel;
+
+extern "C" {
+
+void* memcpy(void* dst, const void* src, size_t n) {
+    auto* d = static_cast<unsigned char*>(dst);
+    auto* s = static_cast<const unsigned char*>(src);
+    while (n--) *d++ = *s++;
+    return dst;
+}
+
+void* memset(void* dst, int c, size_t n) {
+    auto* d = static_cast<unsigned char*>(dst);
+    while (n--) *d++ = static_cast<unsigned char>(c);
+    return dst;
+}
+
+int memcmp(const void* a, const void* b, size_t n) {
+    auto* x = static_cast<const unsigned char*>(a);
+    auto* y = static_cast<const unsigned char*>(b);
+    for (size_t i = 0; i < n; ++i)
+        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+
+size_t strlen(const char* s) {
+    size_t n = 0;
+    while (s[n]) ++n;
+    return n;
+}
+
+extern void (*__init_array_start[])(), (*__init_array_end[])();
+
+[[noreturn]] void ukvm_user_start(const char* cmdline, Endpoint self, Endpoint parent);
+}
+
+namespace user {
+
+namespace {
+Endpoint g_self = kNone;
+Endpoint g_parent = kNone;
+const char* g_args = "";
+}  // namespace
+
+Endpoint self() {
+    return g_self;
+}
+Endpoint parent() {
+    return g_parent;
+}
+const char* args() {
+    return g_args;
+}
+
+int32_t kernel_call(int32_t call, Message* m) {
+    m->m_type = call;
+    int32_t r = sendrec(kSystem, m);
+    return r != kOk ? r : m->m_type;
+}
+
+void write(const char* s, size_t n) {
+    Message m{};
+    m.m_type = ukvm::hc::kConsoleWrite;
+    m.u64[0] = reinterpret_cast<uintptr_t>(s);
+    m.u64[1] = n;
+    sendrec(kVmm, &m);
+}
+
+namespace {
+
+struct Out {
+    char* buf;
+    size_t size;
+    size_t len = 0;
+    void put(char c) {
+        if (len + 1 < size) buf[len] = c;
+        ++len;
+    }
+};
+
+void put_number(Out& out, uint64_t v, unsigned base, int width, char pad) {
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (width-- > n) out.put(pad);
+    while (n) out.put(digits[--n]);
+}
+
+}  // namespace
+
+size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {
+    Out out{buf, size};
+    for (; *fmt; ++fmt) {
+        if (*fmt != '%') {
+            out.put(*fmt);
+            continue;
+        }
+        ++fmt;
+        char pad = ' ';
+        if (*fmt == '0') pad = '0', ++fmt;
+        int width = 0;
+        while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
+        int longs = 0;
+        while (*fmt == 'l') ++longs, ++fmt;
+        switch (*fmt) {
+            case 's': {
+                const char* s = va_arg(ap, const char*);
+                for (s = s ? s : "(null)"; *s; ++s) out.put(*s);
+                break;
+            }
+            case 'c':
+                out.put(static_cast<char>(va_arg(ap, int)));
+                break;
+            case 'd': {
+                int64_t v = longs ? va_arg(ap, int64_t) : va_arg(ap, int);
+                if (v < 0) out.put('-'), v = -v;
+                put_number(out, static_cast<uint64_t>(v), 10, width, pad);
+                break;
+            }
+            case 'u':
+                put_number(out, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, width,
+                           pad);
+                break;
+            case 'x':
+                put_number(out, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, width,
+                           pad);
+                break;
+            default:
+                out.put(*fmt);
+                break;
+        }
+    }
+    if (size) buf[out.len < size ? out.len : size - 1] = '\0';
+    return out.len;
+}
+
+size_t format(char* buf, size_t size, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = vformat(buf, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void print(const char* fmt, ...) {
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = vformat(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    write(buf, n < sizeof buf ? n : sizeof buf - 1);
+}
+
+uint64_t uptime_ns() {
+    Message m{};
+    kernel_call(kSysTimes, &m);
+    return m.u64[0];
+}
+
+void sleep_ns(uint64_t delay_ns) {
+    Message m{};
+    m.u64[0] = delay_ns;
+    kernel_call(kSysSetAlarm, &m);
+    receive(kClock, &m);
+}
+
+[[noreturn]] void exit(int status) {
+    Message m{};
+    m.u64[0] = static_cast<uint64_t>(status);
+    kernel_call(kSysExit, &m);
+    for (;;) asm volatile("ud2");
+}
+
+[[noreturn]] void halt(int status) {
+    Message m{};
+    m.m_type = ukvm::hc::kHalt;
+    m.i64[0] = status;  // HaltRequest.status: the first 4 bytes, little-endian
+    sendrec(kVmm, &m);
+    exit(status);
+}
+
+void set_name(Message* m, const char* name) {
+    size_t n = strlen(name);
+    if (n >= kNameMax) n = kNameMax - 1;
+    memset(m->bytes, 0, kNameMax);
+    memcpy(m->bytes, name, n);
+}
+
+Endpoint spawn(const char* program) {
+    Message m{};
+    set_name(&m, program);
+    int32_t r = kernel_call(kSysSpawn, &m);
+    return r < 0 ? r : static_cast<Endpoint>(m.u64[0]);
+}
+
+Endpoint find(const char* program) {
+    Message m{};
+    set_name(&m, program);
+    return kernel_call(kSysFindProc, &m) < 0 ? kNone : static_cast<Endpoint>(m.u64[0]);
+}
+
+}  // namespace user
+
+extern "C" [[noreturn]] void ukvm_user_start(const char* cmdline, Endpoint self, Endpoint parent) {
+    for (auto* f = __init_array_start; f != __init_array_end; ++f) (*f)();
+    user::g_self = self;
+    user::g_parent = parent;
+    const char* a = cmdline;
+    while (*a && *a != ' ') ++a;
+    while (*a == ' ') ++a;
+    user::g_args = a;
+    user::exit(main(a));
+}

@@ -1,0 +1,77 @@
+// The minimal user runtime for guest programs: IPC wrappers, kernel calls, console output
+// through the VMM endpoint, and a small printf. Programs define `int main(const char* args)`.
+#pragma once
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ukvm/hypercall.h>
+#include <ukvm/kernel.h>
+
+extern "C" {
+void* memcpy(void* dst, const void* src, size_t n);
+void* memset(void* dst, int c, size_t n);
+int memcmp(const void* a, const void* b, size_t n);
+size_t strlen(const char* s);
+}
+
+int main(const char* args);
+
+namespace user {
+
+using ukvm::kernel::Endpoint;
+using ukvm::kernel::Message;
+
+// The raw system call.
+inline int32_t ipc(int32_t op, Endpoint e, Message* m) {
+    int64_t r;
+    asm volatile("syscall" : "=a"(r) : "a"(op), "D"(e), "S"(m) : "rcx", "r11", "memory");
+    return static_cast<int32_t>(r);
+}
+inline int32_t send(Endpoint e, Message* m) {
+    return ipc(ukvm::kernel::kSend, e, m);
+}
+inline int32_t sendnb(Endpoint e, Message* m) {
+    return ipc(ukvm::kernel::kSendNb, e, m);
+}
+inline int32_t receive(Endpoint e, Message* m) {
+    return ipc(ukvm::kernel::kReceive, e, m);
+}
+inline int32_t sendrec(Endpoint e, Message* m) {
+    return ipc(ukvm::kernel::kSendRec, e, m);
+}
+inline int32_t notify(Endpoint e) {
+    return ipc(ukvm::kernel::kNotify, e, nullptr);
+}
+
+// SENDREC to SYSTEM: the IPC error, or the call's result (the reply's m_type).
+int32_t kernel_call(int32_t call, Message* m);
+
+Endpoint self();
+Endpoint parent();
+const char* args();  // the command line after the program's path
+
+void write(const char* s, size_t n);
+void print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+size_t format(char* buf, size_t size, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+size_t vformat(char* buf, size_t size, const char* fmt, va_list ap);
+
+uint64_t uptime_ns();
+// Waits for delay_ns using the CLOCK's alarm (needs RECEIVE: servers only).
+void sleep_ns(uint64_t delay_ns);
+[[noreturn]] void exit(int status);
+// Ends the whole VM with status (the VMM's halt call).
+[[noreturn]] void halt(int status);
+
+Endpoint spawn(const char* program);  // negative: an error
+Endpoint find(const char* program);   // kNone when no such process runs
+void set_name(Message* m, const char* name);
+
+inline uint64_t rdtsc() {
+    uint32_t lo, hi;
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t{hi} << 32) | lo;
+}
+
+}  // namespace user

@@ -1,0 +1,33 @@
+// Requests between ipc_test and its helper programs (m_type values).
+#pragma once
+
+#include <stdint.h>
+
+namespace proto {
+
+enum : int32_t {
+    kEcho = 1,             // reply with the payload, m_type kEchoReply
+    kForward = 2,          // i64[0] endpoint, i64[1] m_type: SENDREC it, reply i64[0] = result
+    kNotifyThenReply = 3,  // NOTIFY the requester i64[0] times, then reply
+    kHold = 4,             // receive, never reply
+    kSendTo = 5,           // SEND {kSendTo, i64[1] tag} to i64[0] (blocking)
+    kSafeRead = 6,  // i64[0] grant, i64[1] offset, i64[2] len: reply i64[0] result, i64[1] byte sum
+    kSafeWrite = 7,  // i64[0] grant, i64[1] offset, i64[2] len, i64[3] byte: reply i64[0] result
+    kExit = 8,       // exit with status i64[0]
+    kAsk = 9,        // a helper asks its parent what to do
+    kReport = 10,    // ipc_user's results
+    kEchoReply = 101,
+};
+
+// What the fault program does (the reply to its kAsk, i64[0]).
+enum Fault : int64_t {
+    kInvalidOpcode = 0,
+    kReadKernel = 1,
+    kPrivileged = 2,
+    kDivide = 3,
+    kWriteText = 4,
+    kUnmapped = 5,
+    kExitNormally = 6,
+};
+
+}  // namespace proto
