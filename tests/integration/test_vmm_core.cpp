@@ -180,22 +180,35 @@ TEST_F(VmmCore, BadImageIsABootError) {
 }
 
 // sti; hlt is an idle guest, not a hung one: the watchdog must leave it alone, and SIGTERM
-// must stop it with 143.
-TEST_F(VmmCore, IdleGuestRunsUntilSigterm) {
-    const fs::path toml = write_toml(config(image(kStiHlt)));
+// or SIGINT must stop it cleanly with 128 + the signal.
+int run_idle_guest_until(const fs::path& toml, int sig) {
     std::vector<std::string> args = {UKVM_BINARY, "run", toml.string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = 0;
-    ASSERT_EQ(::posix_spawn(&pid, UKVM_BINARY, nullptr, nullptr, argv.data(), environ), 0);
+    if (::posix_spawn(&pid, UKVM_BINARY, nullptr, nullptr, argv.data(), environ) != 0) return -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // > 2 watchdog looks
     int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "ukvm ended on an idle guest";
-    ::kill(pid, SIGTERM);
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
-    EXPECT_EQ(WEXITSTATUS(status), 143);
+    if (::waitpid(pid, &status, WNOHANG) != 0) {
+        ADD_FAILURE() << "ukvm ended on an idle guest";
+        return -1;
+    }
+    ::kill(pid, sig);
+    if (::waitpid(pid, &status, 0) != pid) return -1;
+    if (!WIFEXITED(status)) {
+        ADD_FAILURE() << "killed by signal " << WTERMSIG(status);
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+TEST_F(VmmCore, IdleGuestRunsUntilSigterm) {
+    EXPECT_EQ(run_idle_guest_until(write_toml(config(image(kStiHlt))), SIGTERM), 143);
+}
+
+TEST_F(VmmCore, IdleGuestRunsUntilSigint) {
+    EXPECT_EQ(run_idle_guest_until(write_toml(config(image(kStiHlt))), SIGINT), 130);
 }
 
 TEST_F(VmmCore, TimingLine) {
