@@ -34,14 +34,15 @@ int main() {
     const uint8_t code[] = {0xb0, 0x42, 0xe6, 0x80, 0xf4};
     std::memcpy(mem, code, sizeof code);
     kvm_userspace_memory_region region{0, 0, 0, kMem, reinterpret_cast<uint64_t>(mem)};
-    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) return fail("KVM_SET_USER_MEMORY_REGION");
+    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        return fail("KVM_SET_USER_MEMORY_REGION");
 
     int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
     if (vcpu < 0) return fail("KVM_CREATE_VCPU");
     int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (run_size < 0) return fail("KVM_GET_VCPU_MMAP_SIZE");
-    auto* run = static_cast<kvm_run*>(
-        mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
+    auto* run =
+        static_cast<kvm_run*>(mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
     if (run == MAP_FAILED) return fail("mmap kvm_run");
 
     kvm_sregs sregs{};
