@@ -29,10 +29,10 @@ namespace {
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
 
-// Code at 0x100000 (entry), Multiboot header at 0x100080, data from 0x100100.
+// Code at 0x100000 (entry), data from 0x100100, the Multiboot header at 0x1001C0.
 constexpr std::uint32_t kLoad = 0x100000;
-constexpr std::size_t kHeaderOffset = 0x80;
 constexpr std::size_t kDataOffset = 0x100;
+constexpr std::size_t kHeaderOffset = 0x1C0;
 
 // Checks EAX == 0x2BADB002, does the version hypercall with its message at 0x8000, checks
 // the reply and halts with status 5 (9 if anything was wrong).
@@ -55,6 +55,25 @@ const Bytes kStringIoThenConsoleWrite = {
     0x05, 0xef, 0xc7, 0x05, 0x04, 0x80, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0xc7, 0x05, 0x08,
     0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xef, 0xeb, 0xfe};
 
+// Sets a stack, programs the PIC (IRQ 4 only, vectors 0x20+), a GDT and an IDT whose vector 0x24
+// goes to the handler at 0x100100, enables the UART's RX interrupt, then idles in sti; hlt.
+const Bytes kRxInterruptSetup = {
+    0xbc, 0x00, 0x70, 0x00, 0x00, 0xb0, 0x11, 0xe6, 0x20, 0xe6, 0xa0, 0xb0, 0x20, 0xe6, 0x21,
+    0xb0, 0x28, 0xe6, 0xa1, 0xb0, 0x04, 0xe6, 0x21, 0xb0, 0x02, 0xe6, 0xa1, 0xb0, 0x01, 0xe6,
+    0x21, 0xe6, 0xa1, 0xb0, 0xef, 0xe6, 0x21, 0xb0, 0xff, 0xe6, 0xa1, 0xc7, 0x05, 0x20, 0x71,
+    0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0xc7, 0x05, 0x24, 0x71, 0x00, 0x00, 0x00, 0x8e, 0x10,
+    0x00, 0x0f, 0x01, 0x1d, 0x8b, 0x00, 0x10, 0x00, 0xc7, 0x05, 0x08, 0x78, 0x00, 0x00, 0xff,
+    0xff, 0x00, 0x00, 0xc7, 0x05, 0x0c, 0x78, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00, 0xc7, 0x05,
+    0x10, 0x78, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0xc7, 0x05, 0x14, 0x78, 0x00, 0x00, 0x00,
+    0x92, 0xcf, 0x00, 0x0f, 0x01, 0x15, 0x85, 0x00, 0x10, 0x00, 0x66, 0xba, 0xf9, 0x03, 0xb0,
+    0x01, 0xee, 0x66, 0xba, 0xfc, 0x03, 0xb0, 0x08, 0xee, 0xfb, 0xf4, 0xeb, 0xfd, 0x17, 0x00,
+    0x00, 0x78, 0x00, 0x00, 0xff, 0x07, 0x00, 0x70, 0x00, 0x00};
+// The interrupt handler: reads the received byte and halts with it as the status.
+const std::string kRxInterruptHandler = {
+    '\x66', '\xba', '\xf8', '\x03', '\xec', '\x0f', '\xb6', '\xc0', '\xc7', '\x05', '\x04', '\x80',
+    '\x00', '\x00', '\x04', '\x00', '\x00', '\x00', '\xa3', '\x08', '\x80', '\x00', '\x00', '\xb8',
+    '\x00', '\x80', '\x00', '\x00', '\x66', '\xba', '\x00', '\x05', '\xef', '\xeb', '\xfe'};
+
 const Bytes kUd2 = {0x0f, 0x0b};                                 // #UD with no IDT: triple fault
 const Bytes kCliHlt = {0xfa, 0xf4, 0xeb, 0xfd};                  // cli; 1: hlt; jmp 1b
 const Bytes kStiHlt = {0xfb, 0xf4, 0xeb, 0xfd};                  // sti; 1: hlt; jmp 1b
@@ -65,8 +84,9 @@ void put32(Bytes& b, std::size_t off, std::uint32_t v) {
 }
 
 Bytes image(const Bytes& code, const std::string& data = "") {
-    EXPECT_LE(code.size(), kHeaderOffset);
-    Bytes b(kDataOffset + data.size() + 0x10, 0);
+    EXPECT_LE(code.size(), kDataOffset);
+    EXPECT_LE(data.size(), kHeaderOffset - kDataOffset);
+    Bytes b(kHeaderOffset + 32, 0);
     std::copy(code.begin(), code.end(), b.begin());
     const std::uint32_t flags = 0x3 | (1u << 16);
     put32(b, kHeaderOffset, kMultibootHeaderMagic);
@@ -108,10 +128,10 @@ protected:
         return c;
     }
 
-    fs::path write_toml(const GuestConfig& c) {
+    fs::path write_toml(const GuestConfig& c, const std::string& input = "none") {
         std::ostringstream toml;
         toml << "name = 'core'\nmemory = " << c.memory_mib << "\nkernel = '" << c.kernel.string()
-             << "'\n";
+             << "'\n[console]\noutput = 'null'\ninput = '" << input << "'\n";
         fs::path file = dir_ / "guest.toml";
         std::ofstream(file) << toml.str();
         return file;
@@ -209,6 +229,19 @@ TEST_F(VmmCore, IdleGuestRunsUntilSigterm) {
 
 TEST_F(VmmCore, IdleGuestRunsUntilSigint) {
     EXPECT_EQ(run_idle_guest_until(write_toml(config(image(kStiHlt))), SIGINT), 130);
+}
+
+// A byte on ukvm's stdin reaches the guest through the UART's RX interrupt, routed by the
+// in-kernel PIC.
+TEST_F(VmmCore, StdinByteArrivesAsUartInterrupt) {
+    const fs::path toml =
+        write_toml(config(image(kRxInterruptSetup, kRxInterruptHandler)), "stdin");
+    test::ProcessOptions options;
+    options.timeout = std::chrono::seconds(30);
+    options.input = "A";
+    options.has_input = true;
+    auto r = test::run_process({UKVM_BINARY, "run", toml.string()}, options);
+    EXPECT_EQ(r.status, 'A') << test::describe(r);
 }
 
 TEST_F(VmmCore, TimingLine) {
