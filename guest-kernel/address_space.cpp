@@ -44,6 +44,7 @@ bool AddressSpace::create() {
     table(pdpt)[1] = pd | kTable;
     table(pdpt)[3] = phys(device_pd) | PTE_P | PTE_W;
     pml4_ = pml4;
+    fresh = true;
     return true;
 }
 

@@ -27,6 +27,9 @@ public:
     void destroy();  // frees every page it owns
     uint64_t root() const { return pml4_; }
     bool valid() const { return pml4_ != 0; }
+    // True until the first switch to this address space: its PCID may still hold a dead
+    // predecessor's TLB entries, so that switch must flush them.
+    bool fresh = true;
 
     // Maps one 4 KiB user page; false when out of memory or outside the user half.
     bool map(uint64_t va, uint64_t pa, bool writable, bool owned);

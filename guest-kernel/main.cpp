@@ -106,10 +106,12 @@ void boot() {
     proc::init();
     uint64_t tsc_hz = clock::tsc_hz();
     if (strstr(multiboot::cmdline(), " sysret")) sched::use_sysret(true);
+    bool pcid = !strstr(multiboot::cmdline(), " nopcid") && sched::enable_pcid();
     print(
-        "ukvm-kernel: %s, %lu MiB free, %d boot modules; multiboot entry to C++ %lu us, "
-        "C++ to here %lu us\n",
+        "ukvm-kernel: %s, %s%s, TSC %lu MHz, %lu MiB free, %d boot modules; multiboot entry to "
+        "C++ %lu us, C++ to here %lu us\n",
         hypercall::available() ? "on ukvm (hypercalls)" : "no ukvm VMM (UART console)",
+        lapic::x2apic() ? "x2APIC" : "xAPIC", pcid ? ", PCID" : "", tsc_hz / 1000000,
         frames::free_bytes() >> 20, boot_image::count(), (c_tsc - boot_tsc) * 1000000 / tsc_hz,
         (cpu::rdtsc() - c_tsc) * 1000000 / tsc_hz);
     if (boot_image::count() == 0) panic("no boot modules: nothing to run");

@@ -42,7 +42,9 @@ struct Grant {
     uint64_t rights = 0;
 };
 
-struct Proc {
+// 16-byte aligned: TSS.rsp0 points at the end of regs, and the CPU aligns the stack down
+// to 16 bytes before pushing an interrupt frame.
+struct alignas(16) Proc {
     Regs regs;  // first: entry.S saves into it
 
     int32_t nr = 0;  // process number (slot); negative for kernel tasks
@@ -75,6 +77,8 @@ struct Proc {
     bool runnable() const { return blocked == 0; }
     int index() const { return nr + ukvm::kernel::kNrTasks; }
 };
+
+static_assert(sizeof(Regs) % 16 == 0 && alignof(Proc) == 16);
 
 namespace proc {
 

@@ -27,10 +27,12 @@ namespace {
 
 Proc* g_head[kNrQueues];
 Proc* g_tail[kNrQueues];
+uint32_t g_nonempty;       // bit q: queue q has a process
 uint64_t g_dispatched_at;  // uptime when current last entered user mode
 uint64_t g_armed_for;      // uptime the timer is armed for, 0 if stopped
 uint64_t g_loaded_cr3;
 bool g_sysret = false;
+bool g_pcid = false;
 
 [[noreturn]] void deadlocked() {
     print("ukvm-kernel: deadlock: every process is blocked and nothing can wake one:\n");
@@ -73,6 +75,7 @@ void ready(Proc* p) {
     else
         g_head[q] = p;
     g_tail[q] = p;
+    g_nonempty |= 1u << q;
 }
 
 void unready(Proc* p) {
@@ -85,6 +88,7 @@ void unready(Proc* p) {
         else
             g_head[q] = x->next_ready;
         if (g_tail[q] == x) g_tail[q] = prev;
+        if (!g_head[q]) g_nonempty &= ~(1u << q);
         x->next_ready = nullptr;
         return;
     }
@@ -98,6 +102,13 @@ void forget_address_space(const AddressSpace& as) {
     if (g_loaded_cr3 != as.root()) return;
     g_loaded_cr3 = reinterpret_cast<uintptr_t>(boot_pml4);
     cpu::write_cr3(g_loaded_cr3);
+}
+
+bool enable_pcid() {
+    constexpr uint64_t kCr4Pcide = 1u << 17;
+    if (!(cpu::cpuid(1).ecx & (1u << 17))) return false;
+    cpu::write_cr4(cpu::read_cr4() | kCr4Pcide);
+    return g_pcid = true;
 }
 
 void use_sysret(bool on) {
@@ -115,8 +126,7 @@ void use_sysret(bool on) {
     }
     if (g_armed_for && g_armed_for <= now) g_armed_for = 0;  // it has fired
 
-    Proc* next = nullptr;
-    for (int q = 0; q < kNrQueues && !next; ++q) next = g_head[q];
+    Proc* next = g_nonempty ? g_head[__builtin_ctz(g_nonempty)] : nullptr;
     arm_timer(next, now);
 
     if (!next) {
@@ -132,7 +142,13 @@ void use_sysret(bool on) {
     tss.rsp0 = current_regs_top;  // interrupts from ring 3 save into next's Regs
     if (g_loaded_cr3 != next->as.root()) {
         g_loaded_cr3 = next->as.root();
-        cpu::write_cr3(g_loaded_cr3);
+        uint64_t cr3 = g_loaded_cr3;
+        if (g_pcid) {
+            constexpr uint64_t kNoFlush = 1ull << 63;
+            cr3 |= static_cast<uint64_t>(next->index() + 1) | (next->as.fresh ? 0 : kNoFlush);
+        }
+        next->as.fresh = false;
+        cpu::write_cr3(cr3);
     }
     g_dispatched_at = now;
     if (g_sysret && next->entered_by_syscall) resume_user_sysret(&next->regs);

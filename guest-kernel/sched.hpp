@@ -18,6 +18,10 @@ void forget_address_space(const AddressSpace& as);
 // Return to user mode through sysretq when the kernel entry allows (kernel cmdline
 // "sysret"); iretq otherwise.
 void use_sysret(bool on);
+// Tags each address space's TLB entries with a PCID (one per process slot) and switches
+// without flushing, when the CPU has PCIDs: under shadow paging this lets the hypervisor
+// keep the shadow tables of recently used address spaces.
+bool enable_pcid();
 // Picks the next process (charging the current one for the time it ran), arms the timer
 // and returns to user mode; idles when nothing is runnable. Never returns.
 [[noreturn]] void run();

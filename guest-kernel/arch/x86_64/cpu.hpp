@@ -54,6 +54,14 @@ inline CpuidResult cpuid(uint32_t leaf, uint32_t sub = 0) {
                  : "a"(leaf), "c"(sub));
     return r;
 }
+inline uint64_t read_cr4() {
+    uint64_t v;
+    asm volatile("mov %%cr4, %0" : "=r"(v));
+    return v;
+}
+inline void write_cr4(uint64_t v) {
+    asm volatile("mov %0, %%cr4" : : "r"(v) : "memory");
+}
 inline void write_cr3(uint64_t v) {
     asm volatile("mov %0, %%cr3" : : "r"(v) : "memory");
 }

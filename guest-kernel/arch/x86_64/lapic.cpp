@@ -42,6 +42,10 @@ void ioapic_write(uint32_t reg, uint32_t v) {
 
 }  // namespace
 
+bool x2apic() {
+    return g_x2apic;
+}
+
 void init() {
     g_x2apic = cpu::cpuid(1).ecx & (1u << 21);
     uint64_t base = cpu::rdmsr(kMsrApicBase) | kApicEnable;

@@ -11,6 +11,7 @@ inline constexpr uint8_t kIrqVectorBase = 0x30;  // IOAPIC pin n -> vector 0x30 
 inline constexpr uint8_t kSpuriousVector = 0xff;
 
 void init();
+bool x2apic();
 // KVM's LAPIC timer counts at 1 GHz (divide by 1); clamped to the 32-bit counter.
 void arm_timer_ns(uint64_t ns);
 void stop_timer();
