@@ -55,6 +55,7 @@ constexpr Policy kPolicies[] = {
     {"ipc_test", driver(1u << 4, 0x3f8, 8)},  // exercises IRQ and port calls
     {"ipc_echo", kServerPriv},
     {"ipc_bench", kServerPriv},
+    {"idle", kServerPriv},  // sleeps through CLOCK alarms: needs RECEIVE
 };
 
 }  // namespace

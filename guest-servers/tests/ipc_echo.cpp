@@ -68,6 +68,17 @@ int main(const char*) {
                 break;
             case proto::kExit:
                 return static_cast<int>(m.i64[0]);
+            case proto::kSpin: {
+                static volatile uint64_t counter = 0;
+                Message k{};
+                k.u64[0] = static_cast<uint64_t>(from);
+                k.u64[1] = reinterpret_cast<uintptr_t>(&counter);
+                k.u64[2] = sizeof counter;
+                k.u64[3] = kGrantRead;
+                m.i64[0] = user::kernel_call(kSysGrantCreate, &k) == kOk ? k.i64[0] : -1;
+                user::send(from, &m);
+                for (;;) counter = counter + 1;  // preempted only by the quantum timer
+            }
             default:
                 break;
         }

@@ -16,6 +16,7 @@ enum : int32_t {
     kExit = 8,       // exit with status i64[0]
     kAsk = 9,        // a helper asks its parent what to do
     kReport = 10,    // ipc_user's results
+    kSpin = 11,      // reply i64[0] = a read grant on a counter, then spin incrementing it
     kEchoReply = 101,
 };
 
