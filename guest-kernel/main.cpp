@@ -138,6 +138,8 @@ extern "C" [[noreturn]] void kernel_boot() {
 }
 
 extern "C" [[noreturn]] void kernel_trap() {
+    sched::stats.entry_tsc = cpu::rdtsc();
+    ++sched::stats.entries;
     Proc* p = proc::current;
     Regs& r = p->regs;
     p->entered_by_syscall = false;

@@ -111,6 +111,15 @@ bool enable_pcid() {
     return g_pcid = true;
 }
 
+void print_stats() {
+    uint64_t per_entry = stats.entries ? stats.kernel_tsc / stats.entries : 0;
+    print("ukvm-kernel: %lu kernel entries, %lu ns each in C++ on average (the cheapest %lu ns), "
+          "%lu address-space switches, up %lu ms\n",
+          stats.entries, per_entry * 1000000000 / clock::tsc_hz(),
+          stats.min_tsc * 1000000000 / clock::tsc_hz(), stats.cr3_switches,
+          clock::uptime_ns() / 1000000);
+}
+
 void use_sysret(bool on) {
     g_sysret = on;
 }
@@ -132,6 +141,12 @@ void use_sysret(bool on) {
     if (!next) {
         if (!g_armed_for && !task::waiting_for_irq()) deadlocked();
         proc::current = nullptr;
+        if (stats.entry_tsc) {
+        uint64_t t = cpu::rdtsc() - stats.entry_tsc;
+        stats.kernel_tsc += t;
+        if (t < stats.min_tsc) stats.min_tsc = t;
+    }
+        stats.entry_tsc = 0;
         current_regs_top = reinterpret_cast<uint64_t>(&idle_regs + 1);
         idle_halt();
     }
@@ -148,9 +163,16 @@ void use_sysret(bool on) {
             cr3 |= static_cast<uint64_t>(next->index() + 1) | (next->as.fresh ? 0 : kNoFlush);
         }
         next->as.fresh = false;
+        ++stats.cr3_switches;
         cpu::write_cr3(cr3);
     }
     g_dispatched_at = now;
+    if (stats.entry_tsc) {
+        uint64_t t = cpu::rdtsc() - stats.entry_tsc;
+        stats.kernel_tsc += t;
+        if (t < stats.min_tsc) stats.min_tsc = t;
+    }
+    stats.entry_tsc = 0;
     if (g_sysret && next->entered_by_syscall) resume_user_sysret(&next->regs);
     resume_user(&next->regs);
 }

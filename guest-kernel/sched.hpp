@@ -18,6 +18,17 @@ void forget_address_space(const AddressSpace& as);
 // Return to user mode through sysretq when the kernel entry allows (kernel cmdline
 // "sysret"); iretq otherwise.
 void use_sysret(bool on);
+
+// Counters for the cost of kernel entries, printed when the machine halts.
+struct Stats {
+    uint64_t entries = 0;        // kernel_trap calls
+    uint64_t kernel_tsc = 0;     // TSC ticks from kernel_trap to the return to user mode
+    uint64_t cr3_switches = 0;
+    uint64_t entry_tsc = 0;      // the current entry's start
+    uint64_t min_tsc = ~0ull;    // the cheapest entry
+};
+inline Stats stats;
+void print_stats();
 // Tags each address space's TLB entries with a PCID (one per process slot) and switches
 // without flushing, when the CPU has PCIDs: under shadow paging this lets the hypervisor
 // keep the shadow tables of recently used address spaces.

@@ -7,6 +7,7 @@
 #include "console.hpp"
 #include "hypercall.hpp"
 #include "lib.hpp"
+#include "sched.hpp"
 #include "task.hpp"
 
 namespace kernel::task {
@@ -100,6 +101,7 @@ int32_t vmm_call(Proc* caller, Message& m) {
         case hc::kHalt: {
             auto req = payload<hc::HaltRequest>(m);
             print("ukvm-kernel: %s halts the machine with status %d\n", caller->name, req.status);
+            sched::print_stats();
             console::halt(req.status);
         }
         case hc::kBootInfo: {
