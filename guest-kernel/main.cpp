@@ -108,12 +108,14 @@ void boot() {
     if (strstr(multiboot::cmdline(), " sysret")) sched::use_sysret(true);
     bool pcid = !strstr(multiboot::cmdline(), " nopcid") && sched::enable_pcid();
     print(
-        "ukvm-kernel: %s, %s%s, TSC %lu MHz, %lu MiB free, %d boot modules; multiboot entry to "
-        "C++ %lu us, C++ to here %lu us\n",
+        "ukvm-kernel: %s, loader \"%s\", %s%s, TSC %lu MHz, %lu MiB free, %d boot modules; "
+        "multiboot entry to C++ %lu us, C++ to here %lu us\n",
         hypercall::available() ? "on ukvm (hypercalls)" : "no ukvm VMM (UART console)",
-        lapic::x2apic() ? "x2APIC" : "xAPIC", pcid ? ", PCID" : "", tsc_hz / 1000000,
-        frames::free_bytes() >> 20, boot_image::count(), (c_tsc - boot_tsc) * 1000000 / tsc_hz,
-        (cpu::rdtsc() - c_tsc) * 1000000 / tsc_hz);
+        multiboot::loader_name(), lapic::x2apic() ? "x2APIC" : "xAPIC", pcid ? ", PCID" : "",
+        tsc_hz / 1000000, frames::free_bytes() >> 20, boot_image::count(),
+        (c_tsc - boot_tsc) * 1000000 / tsc_hz, (cpu::rdtsc() - c_tsc) * 1000000 / tsc_hz);
+    if (!hypercall::available() && strncmp(multiboot::loader_name(), "ukvm", 5) == 0)
+        print("ukvm-kernel: warning: the loader is ukvm but the hypercall probe failed\n");
     if (boot_image::count() == 0) panic("no boot modules: nothing to run");
 
     Endpoint parent = kNone;

@@ -12,6 +12,7 @@ struct [[gnu::packed]] Info {
     uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
     uint32_t syms[4];
     uint32_t mmap_length, mmap_addr;
+    uint32_t drives_length, drives_addr, config_table, boot_loader_name;
 };
 struct [[gnu::packed]] ModuleEntry {
     uint32_t start, end, string, reserved;
@@ -25,8 +26,17 @@ constexpr uint32_t kFlagMem = 1u << 0;
 constexpr uint32_t kFlagCmdline = 1u << 2;
 constexpr uint32_t kFlagMods = 1u << 3;
 constexpr uint32_t kFlagMmap = 1u << 6;
+constexpr uint32_t kFlagLoaderName = 1u << 9;
 
 char g_cmdline[256];
+char g_loader[32];
+
+void copy_string(char* dst, size_t size, const char* src) {
+    size_t n = strlen(src);
+    if (n >= size) n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
 
 template <typename T>
 const T* at(uint64_t phys) {
@@ -37,12 +47,10 @@ const T* at(uint64_t phys) {
 
 void read(uint32_t info_address) {
     const Info* info = at<Info>(info_address);
-    if (info->flags & kFlagCmdline) {
-        const char* s = at<char>(info->cmdline);
-        size_t n = strlen(s);
-        if (n >= sizeof g_cmdline) n = sizeof g_cmdline - 1;
-        memcpy(g_cmdline, s, n);
-    }
+    if (info->flags & kFlagCmdline)
+        copy_string(g_cmdline, sizeof g_cmdline, at<char>(info->cmdline));
+    if (info->flags & kFlagLoaderName)
+        copy_string(g_loader, sizeof g_loader, at<char>(info->boot_loader_name));
     if (info->flags & kFlagMods) {
         const ModuleEntry* mods = at<ModuleEntry>(info->mods_addr);
         for (uint32_t i = 0; i < info->mods_count; ++i) {
@@ -64,6 +72,10 @@ void read(uint32_t info_address) {
     } else {
         panic("the boot loader gave no memory map");
     }
+}
+
+const char* loader_name() {
+    return g_loader;
 }
 
 const char* cmdline() {

@@ -113,11 +113,12 @@ bool enable_pcid() {
 
 void print_stats() {
     uint64_t per_entry = stats.entries ? stats.kernel_tsc / stats.entries : 0;
-    print("ukvm-kernel: %lu kernel entries, %lu ns each in C++ on average (the cheapest %lu ns), "
-          "%lu address-space switches, up %lu ms\n",
-          stats.entries, per_entry * 1000000000 / clock::tsc_hz(),
-          stats.min_tsc * 1000000000 / clock::tsc_hz(), stats.cr3_switches,
-          clock::uptime_ns() / 1000000);
+    print(
+        "ukvm-kernel: %lu kernel entries, %lu ns each in C++ on average (the cheapest %lu ns), "
+        "%lu address-space switches, up %lu ms\n",
+        stats.entries, per_entry * 1000000000 / clock::tsc_hz(),
+        stats.min_tsc * 1000000000 / clock::tsc_hz(), stats.cr3_switches,
+        clock::uptime_ns() / 1000000);
 }
 
 void use_sysret(bool on) {
@@ -142,10 +143,10 @@ void use_sysret(bool on) {
         if (!g_armed_for && !task::waiting_for_irq()) deadlocked();
         proc::current = nullptr;
         if (stats.entry_tsc) {
-        uint64_t t = cpu::rdtsc() - stats.entry_tsc;
-        stats.kernel_tsc += t;
-        if (t < stats.min_tsc) stats.min_tsc = t;
-    }
+            uint64_t t = cpu::rdtsc() - stats.entry_tsc;
+            stats.kernel_tsc += t;
+            if (t < stats.min_tsc) stats.min_tsc = t;
+        }
         stats.entry_tsc = 0;
         current_regs_top = reinterpret_cast<uint64_t>(&idle_regs + 1);
         idle_halt();

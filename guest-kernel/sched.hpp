@@ -21,11 +21,11 @@ void use_sysret(bool on);
 
 // Counters for the cost of kernel entries, printed when the machine halts.
 struct Stats {
-    uint64_t entries = 0;        // kernel_trap calls
-    uint64_t kernel_tsc = 0;     // TSC ticks from kernel_trap to the return to user mode
+    uint64_t entries = 0;     // kernel_trap calls
+    uint64_t kernel_tsc = 0;  // TSC ticks from kernel_trap to the return to user mode
     uint64_t cr3_switches = 0;
-    uint64_t entry_tsc = 0;      // the current entry's start
-    uint64_t min_tsc = ~0ull;    // the cheapest entry
+    uint64_t entry_tsc = 0;    // the current entry's start
+    uint64_t min_tsc = ~0ull;  // the cheapest entry
 };
 inline Stats stats;
 void print_stats();
