@@ -359,7 +359,8 @@ extern "C" [[noreturn]] void rt_enter_ring3(void (*fn)(), void* stack_top);
 
 void enter_ring3(void (*fn)(), void* stack_top) {
     flush();
-    rt_enter_ring3(fn, stack_top);
+    // fn starts as if called: its stack is 8 bytes below a 16-byte boundary.
+    rt_enter_ring3(fn, static_cast<char*>(stack_top) - 8);
 }
 
 }  // namespace rt
