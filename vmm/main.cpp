@@ -1,4 +1,4 @@
-// The ukvm command line: run, validate, version. Maps every failure to an exit status
+// The ukvm command line: run, validate, version, image. Maps every failure to an exit status
 // (see vmm/machine.hpp) and a one-line message on stderr.
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -17,6 +17,8 @@
 
 #include "ukvm/hypercall.h"
 #include "vmm/config.hpp"
+#include "vmm/image/image_cli.hpp"
+#include "vmm/image/minix_image.hpp"
 #include "vmm/kvm.hpp"
 #include "vmm/machine.hpp"
 
@@ -70,6 +72,27 @@ int run_cli(int argc, char** argv) {
 
     CLI::App* version = app.add_subcommand("version", "Print versions and KVM availability");
 
+    CLI::App* image = app.add_subcommand("image", "Make, list and unpack MINIX v3 disk images");
+    image->require_subcommand(1);
+    ukvm::ImageCreateOptions create_options;
+    CLI::App* image_create = image->add_subcommand("create", "Make a new MINIX v3 image");
+    image_create->add_option("image", create_options.image, "The image file to write")->required();
+    image_create->add_option("--size", create_options.size, "Device size: bytes, or with K, M, G")
+        ->required();
+    image_create->add_option("--from", create_options.from, "Copy this directory's tree in");
+    image_create->add_option("--inodes", create_options.inodes,
+                             "Number of inodes (default: one per 3 KiB, or as many as needed)");
+    image_create->add_flag("--force", create_options.force, "Replace an existing image file");
+    std::string image_file, extract_dir, ls_path = "/";
+    CLI::App* image_extract =
+        image->add_subcommand("extract", "Copy an image's whole tree into a directory");
+    image_extract->add_option("image", image_file, "The image to read")->required();
+    image_extract->add_option("dir", extract_dir, "Where to put it (created if missing)")
+        ->required();
+    CLI::App* image_ls = image->add_subcommand("ls", "List a directory or file in an image");
+    image_ls->add_option("image", image_file, "The image to read")->required();
+    image_ls->add_option("path", ls_path, "Path inside the image (default: /)");
+
     app.footer(
         "Exit status: the guest's own (0-255, from its halt hypercall), 1 host/VMM failure,\n"
         "2 usage, config or image error, 3 guest fault.");
@@ -94,6 +117,9 @@ int run_cli(int argc, char** argv) {
                   << plural(config.modules.size(), "module") << ")\n";
         return 0;
     }
+    if (*image_create) return ukvm::image_create(create_options, std::cout, std::cerr);
+    if (*image_extract) return ukvm::image_extract(image_file, extract_dir, std::cout, std::cerr);
+    if (*image_ls) return ukvm::image_ls(image_file, ls_path, std::cout);
     if (*run) {
         const ukvm::GuestConfig config = ukvm::load_config(config_file);
         spdlog::debug("{}: guest '{}', {} MiB, kernel {}, {}", config_file, config.name,
@@ -112,6 +138,9 @@ int main(int argc, char** argv) {
     try {
         status = run_cli(argc, argv);
     } catch (const ukvm::ConfigError& e) {
+        std::cerr << "ukvm: " << e.what() << "\n";
+        status = ukvm::kExitUsage;
+    } catch (const ukvm::ImageError& e) {
         std::cerr << "ukvm: " << e.what() << "\n";
         status = ukvm::kExitUsage;
     } catch (const ukvm::BootError& e) {
