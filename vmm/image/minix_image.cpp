@@ -380,7 +380,7 @@ void MinixImage::check_zone(std::uint32_t number, std::uint32_t zone) const {
 }
 
 std::uint32_t MinixImage::map_block(std::uint32_t number, const mfs::Inode& inode,
-                                    std::uint64_t index) const {
+                                    std::uint64_t index, IndirectCache* cache) const {
     const auto path = zone_path(index);
     if (!path) corrupt(fmt::format("inode {}: block {} is beyond triple-indirect", number, index));
     // A fixed number of levels per slot: a zone tree cannot loop, whatever it points at.
@@ -388,10 +388,20 @@ std::uint32_t MinixImage::map_block(std::uint32_t number, const mfs::Inode& inod
     for (int level = path->depth; level > 0; --level) {
         check_zone(number, zone);
         if (zone == 0) return 0;
-        Block block;
-        read_block(zone, block);
+        Block local;
+        Block* block = &local;
+        if (cache != nullptr) {
+            block = &cache->block[level];
+            if (cache->zone[level] != zone) {
+                cache->zone[level] = 0;  // stays invalid if the read throws
+                read_block(zone, *block);
+                cache->zone[level] = zone;
+            }
+        } else {
+            read_block(zone, local);
+        }
         const std::uint64_t span = power_of_zones_per_block(level - 1);
-        zone = zone_at(block, (path->index / span) % mfs::kZonesPerBlock);
+        zone = zone_at(*block, (path->index / span) % mfs::kZonesPerBlock);
     }
     check_zone(number, zone);
     return zone;
@@ -500,8 +510,9 @@ std::vector<DirectoryEntry> MinixImage::read_directory(std::uint32_t dir) const 
     std::vector<DirectoryEntry> entries;
     std::unordered_set<std::string> seen;
     const std::uint64_t blocks = (std::uint64_t{raw.size} + mfs::kBlockSize - 1) / mfs::kBlockSize;
+    IndirectCache cache;
     for (std::uint64_t index = 0; index < blocks; ++index) {
-        const std::uint32_t zone = map_block(dir, raw, index);
+        const std::uint32_t zone = map_block(dir, raw, index, &cache);
         if (zone == 0) continue;  // a hole: 16 free slots
         Block block;
         read_block(zone, block);
@@ -549,8 +560,9 @@ void MinixImage::read_file(std::uint32_t number, const ByteSink& sink) const {
     const mfs::Inode raw = raw_inode(number);
     const std::uint64_t blocks = (std::uint64_t{raw.size} + mfs::kBlockSize - 1) / mfs::kBlockSize;
     Block block;
+    IndirectCache cache;
     for (std::uint64_t index = 0; index < blocks; ++index) {
-        const std::uint32_t zone = map_block(number, raw, index);
+        const std::uint32_t zone = map_block(number, raw, index, &cache);
         if (zone == 0) continue;
         read_block(zone, block);
         const std::uint64_t offset = index * mfs::kBlockSize;

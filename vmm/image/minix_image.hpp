@@ -4,6 +4,7 @@
 // checked before use, and anything wrong is an ImageError naming what is wrong.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -125,9 +126,15 @@ private:
 
     minixfs::Inode raw_inode(std::uint32_t number) const;
     void write_inode(std::uint32_t number, const minixfs::Inode& inode);
+    // The indirect blocks last read at each level, so that walking a whole file reads
+    // each indirect block once (and a huge sparse file costs no I/O per hole).
+    struct IndirectCache {
+        std::uint32_t zone[4] = {};
+        std::array<std::uint8_t, minixfs::kBlockSize> block[4];
+    };
     // The zone holding block `index` of a file (0 for a hole), every pointer checked.
-    std::uint32_t map_block(std::uint32_t number, const minixfs::Inode& inode,
-                            std::uint64_t index) const;
+    std::uint32_t map_block(std::uint32_t number, const minixfs::Inode& inode, std::uint64_t index,
+                            IndirectCache* cache = nullptr) const;
     // The same for writing: allocates the zone and any indirect blocks on the way.
     std::uint32_t map_block_for_write(std::uint32_t number, minixfs::Inode& inode,
                                       std::uint64_t index);
