@@ -79,11 +79,12 @@ uint64_t* AddressSpace::walk(uint64_t va, bool create) {
     return &table(pde)[(va >> 12) & 511];
 }
 
-bool AddressSpace::map(uint64_t va, uint64_t pa, bool writable, bool owned) {
+bool AddressSpace::map(uint64_t va, uint64_t pa, bool writable, bool owned, bool uncached) {
     if (!in_user_half(va, frames::kPageSize) || va < kUserBase + (2u << 20)) return false;
     uint64_t* pte = walk(va, true);
     if (!pte) return false;
-    *pte = pa | PTE_P | PTE_U | (writable ? PTE_W : 0) | (owned ? kOwned : 0);
+    *pte = pa | PTE_P | PTE_U | (writable ? PTE_W : 0) | (owned ? kOwned : 0) |
+           (uncached ? PTE_PCD | PTE_PWT : 0);
     return true;
 }
 

@@ -32,7 +32,7 @@ public:
     bool fresh = true;
 
     // Maps one 4 KiB user page; false when out of memory or outside the user half.
-    bool map(uint64_t va, uint64_t pa, bool writable, bool owned);
+    bool map(uint64_t va, uint64_t pa, bool writable, bool owned, bool uncached = false);
     // Maps fresh zeroed pages over [va, va + len).
     bool map_zeroed(uint64_t va, uint64_t len, bool writable);
 

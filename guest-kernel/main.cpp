@@ -33,6 +33,8 @@ namespace {
 
 using namespace ukvm::kernel;
 
+uint64_t g_trace = 0;  // kernel cmdline "trace": print the first entries
+
 const char* exception_name(uint64_t v) {
     static const char* const names[] = {"divide error",
                                         "debug",
@@ -106,6 +108,7 @@ void boot() {
     proc::init();
     uint64_t tsc_hz = clock::tsc_hz();
     if (strstr(multiboot::cmdline(), " sysret")) sched::use_sysret(true);
+    if (strstr(multiboot::cmdline(), " trace")) g_trace = 200;
     bool pcid = !strstr(multiboot::cmdline(), " nopcid") && sched::enable_pcid();
     print(
         "ukvm-kernel: %s, loader \"%s\", %s%s, TSC %lu MHz, %lu MiB free, %d boot modules; "
@@ -144,6 +147,11 @@ extern "C" [[noreturn]] void kernel_trap() {
     ++sched::stats.entries;
     Proc* p = proc::current;
     Regs& r = p->regs;
+    if (g_trace) {
+        --g_trace;
+        print("trace: %s vector %lx rip %lx rax %lx rdi %lx rsi %lx error %lx\n", p->name, r.vector,
+              r.rip, r.rax, r.rdi, r.rsi, r.error);
+    }
     p->entered_by_syscall = false;
     if (r.vector == VECTOR_SYSCALL) {
         p->entered_by_syscall = true;

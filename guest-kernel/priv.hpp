@@ -17,8 +17,10 @@ struct Priv {
     uint64_t irq_mask = 0;   // IRQ lines it may subscribe to
     uint16_t io_base = 0;    // I/O ports it may access through kSysDevIo: [base, base+count)
     uint16_t io_count = 0;
-    uint8_t priority = 7;  // scheduling queue, 0 highest
-    uint64_t quantum_ns = 0;
+    uint64_t mem_base = 0;           // device memory it may map through kSysMapPhys:
+    uint64_t mem_len = 0;            //   [mem_base, mem_base + mem_len)
+    uint8_t priority = 7;            // scheduling queue, 0 highest
+    uint64_t quantum_ns = 50000000;  // never 0: a zero quantum would expire at once
 };
 
 }  // namespace kernel

@@ -68,7 +68,8 @@ struct alignas(16) Proc {
     // scheduling
     Proc* next_ready = nullptr;
     int64_t quantum_left_ns = 0;
-    uint64_t alarm_ns = 0;  // uptime of the pending alarm, 0 if none
+    uint64_t alarm_ns = 0;                              // uptime of the pending alarm, 0 if none
+    uint64_t device_va = ukvm::kernel::kDeviceMapBase;  // where kSysMapPhys maps next
 
     AddressSpace as;
     Grant grants[kMaxGrants];

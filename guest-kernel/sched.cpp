@@ -137,6 +137,8 @@ void use_sysret(bool on) {
     if (g_armed_for && g_armed_for <= now) g_armed_for = 0;  // it has fired
 
     Proc* next = g_nonempty ? g_head[__builtin_ctz(g_nonempty)] : nullptr;
+    if (next && next->quantum_left_ns <= 0)
+        next->quantum_left_ns = static_cast<int64_t>(next->priv.quantum_ns);
     arm_timer(next, now);
 
     if (!next) {
@@ -151,8 +153,6 @@ void use_sysret(bool on) {
         current_regs_top = reinterpret_cast<uint64_t>(&idle_regs + 1);
         idle_halt();
     }
-    if (next->quantum_left_ns <= 0)
-        next->quantum_left_ns = static_cast<int64_t>(next->priv.quantum_ns);
     proc::current = next;
     current_regs_top = reinterpret_cast<uint64_t>(&next->regs + 1);
     tss.rsp0 = current_regs_top;  // interrupts from ring 3 save into next's Regs

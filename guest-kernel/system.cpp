@@ -3,6 +3,7 @@
 #include "arch/x86_64/lapic.hpp"
 #include "boot_image.hpp"
 #include "clock.hpp"
+#include "frames.hpp"
 #include "grant.hpp"
 #include "ipc.hpp"
 #include "lib.hpp"
@@ -99,6 +100,22 @@ int32_t sys_devio(Proc* caller, Message& m) {
     return kOk;
 }
 
+int32_t sys_mapphys(Proc* caller, Message& m) {
+    uint64_t pa = m.u64[0], len = m.u64[1];
+    const Priv& pv = caller->priv;
+    if (len == 0 || pa < pv.mem_base || len > pv.mem_len || pa - pv.mem_base > pv.mem_len - len)
+        return kEPerm;
+    uint64_t first = align_down<uint64_t>(pa, frames::kPageSize);
+    uint64_t size = align_up<uint64_t>(pa + len, frames::kPageSize) - first;
+    if (size > kDeviceMapTop - caller->device_va) return kENoMem;
+    for (uint64_t off = 0; off < size; off += frames::kPageSize)
+        if (!caller->as.map(caller->device_va + off, first + off, true, false, true))
+            return kENoMem;
+    m.u64[0] = caller->device_va + (pa - first);
+    caller->device_va += size;
+    return kOk;
+}
+
 int32_t sys_irqctl(Proc* caller, Message& m) {
     uint64_t irq = m.u64[0];
     if (irq >= 24 || !((caller->priv.irq_mask >> irq) & 1)) return kEPerm;
@@ -153,6 +170,8 @@ int32_t system_call(Proc* caller, Message& m) {
             return sys_devio(caller, m);
         case kSysIrqCtl:
             return sys_irqctl(caller, m);
+        case kSysMapPhys:
+            return sys_mapphys(caller, m);
         case kSysGetInfo:
             m.u64[0] = static_cast<uint64_t>(caller->endpoint);
             m.u64[1] = static_cast<uint64_t>(caller->parent);

@@ -27,10 +27,18 @@ constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo
 
 // Class defaults: servers may do anything IPC-wise; users may only SENDREC, to servers,
 // SYSTEM and the VMM (the user send mask gains each server's slot when it starts).
-constexpr Priv kServerPriv{ProcClass::kServer, kAllTraps, ~0ull, kAllCalls, 0, 0, 0, 4, 50 * kMs};
-constexpr Priv kUserPriv{
-    ProcClass::kUser, bit(kSendRec), slot_bit(kSystem) | slot_bit(kVmm), kUserCalls, 0, 0, 0, 7,
-    200 * kMs};
+constexpr Priv kServerPriv{.cls = ProcClass::kServer,
+                           .trap_mask = kAllTraps,
+                           .send_mask = ~0ull,
+                           .call_mask = kAllCalls,
+                           .priority = 4,
+                           .quantum_ns = 50 * kMs};
+constexpr Priv kUserPriv{.cls = ProcClass::kUser,
+                         .trap_mask = bit(kSendRec),
+                         .send_mask = slot_bit(kSystem) | slot_bit(kVmm),
+                         .call_mask = kUserCalls,
+                         .priority = 7,
+                         .quantum_ns = 200 * kMs};
 
 struct Policy {
     const char* name;
@@ -46,13 +54,21 @@ constexpr Priv driver(uint64_t irqs, uint16_t io_base, uint16_t io_count) {
     return p;
 }
 
+// ipc_test plays a driver: COM1's IRQ and ports, and the IOAPIC's page (read-only use).
+constexpr Priv test_driver() {
+    Priv p = driver(1u << 4, 0x3f8, 8);
+    p.mem_base = 0xfec00000;
+    p.mem_len = 0x1000;
+    return p;
+}
+
 constexpr Policy kPolicies[] = {
     {"init", kServerPriv},
     {"pm", kServerPriv},
     {"rs", kServerPriv},
     {"ds", kServerPriv},
     {"tty", driver(1u << 4, 0x3f8, 8)},
-    {"ipc_test", driver(1u << 4, 0x3f8, 8)},  // exercises IRQ and port calls
+    {"ipc_test", test_driver()},  // exercises IRQ, port and device-memory calls
     {"ipc_echo", kServerPriv},
     {"ipc_bench", kServerPriv},
     {"idle", kServerPriv},  // sleeps through CLOCK alarms: needs RECEIVE

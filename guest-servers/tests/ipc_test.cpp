@@ -472,6 +472,26 @@ bool test_irq_notification() {
     return true;
 }
 
+bool test_map_device_memory() {
+    // The IOAPIC's registers through kSysMapPhys: select the version register, read it.
+    Message m{};
+    m.u64[0] = 0xfec00000, m.u64[1] = 0x20;
+    CHECK_EQ(user::kernel_call(kSysMapPhys, &m), kOk);
+    auto* ioapic = reinterpret_cast<volatile uint32_t*>(m.u64[0]);
+    CHECK(m.u64[0] >= kDeviceMapBase && m.u64[0] < kDeviceMapTop);
+    ioapic[0] = 1;                          // IOREGSEL = version
+    uint32_t version = ioapic[4];           // IOWIN
+    CHECK((version & 0xff) >= 0x11);        // an 82093AA-compatible IOAPIC
+    CHECK(((version >> 16) & 0xff) >= 23);  // at least 24 redirection entries
+    m = Message{};
+    m.u64[0] = 0x100000, m.u64[1] = 0x1000;  // kernel RAM: not in our privileges
+    CHECK_EQ(user::kernel_call(kSysMapPhys, &m), kEPerm);
+    m = Message{};
+    m.u64[0] = 0xfec00800, m.u64[1] = 0x1000;  // runs past the allowed page
+    CHECK_EQ(user::kernel_call(kSysMapPhys, &m), kEPerm);
+    return true;
+}
+
 // ---- measurements -----------------------------------------------------------------
 
 void measure() {
@@ -529,6 +549,7 @@ int main(const char*) {
     run("alarm", test_alarm);
     run("vmm endpoint", test_vmm_endpoint);
     run("IRQ as a notification (COM1)", test_irq_notification);
+    run("device memory mapping (IOAPIC)", test_map_device_memory);
     measure();
     print("%d passed, %d failed\n", g_passed, g_failed);
     user::halt(g_failed ? 1 : 0);

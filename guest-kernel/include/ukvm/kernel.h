@@ -110,6 +110,7 @@ enum KernelCall : int32_t {
         11,  // u64[0] port, u64[1] width (1,2,4), u64[2] 0 read / 1 write, u64[3] value -> u64[0]
     kSysIrqCtl = 12,    // u64[0] irq line, u64[1] 1 enable / 0 disable
     kSysMapPhys = 13,   // u64[0] physical address, u64[1] length -> u64[0] user address
+                        // (uncached; only device memory its privileges name)
     kSysGetInfo = 14,   // -> u64[0] own endpoint, u64[1] parent, u64[2] boot module count
     kSysFindProc = 15,  // bytes: program name -> u64[0] endpoint of a live process running it
 };
@@ -131,5 +132,7 @@ enum ExitReason : uint64_t {
 inline constexpr uint64_t kUserBase = 0x40000000;
 inline constexpr uint64_t kUserTop = 0x80000000;
 inline constexpr uint64_t kUserImageBase = 0x40400000;  // programs are linked here
+inline constexpr uint64_t kDeviceMapBase = 0x70000000;  // kSysMapPhys mappings, upwards
+inline constexpr uint64_t kDeviceMapTop = 0x78000000;
 
 }  // namespace ukvm::kernel
