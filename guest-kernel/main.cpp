@@ -157,13 +157,24 @@ extern "C" [[noreturn]] void kernel_trap() {
         p->entered_by_syscall = true;
         system_call(p);
     } else if (r.vector == 14 && r.rip == reinterpret_cast<uintptr_t>(syscall_entry)) {
-        // PVM: `syscall` reached LSTAR still in ring 3 and faulted on the kernel page.
-        r.rip = r.rcx;
-        r.rflags = r.r11;
-        p->entered_by_syscall = true;
-        system_call(p);
+        // PVM: `syscall` reached LSTAR still in ring 3 and faulted on the kernel page. A
+        // process can also just jump there, so rcx and r11 are untrusted: the return
+        // address must be a user address and only the arithmetic flags, TF, DF and AC
+        // come from r11 (never IOPL).
+        constexpr uint64_t kUserFlags = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 |
+                                        0x40000;  // CF PF AF ZF SF TF DF OF AC
+        if (r.rcx >= ukvm::kernel::kUserTop) {
+            user_fault(p);
+        } else {
+            r.rip = r.rcx;
+            r.rflags = (r.r11 & kUserFlags) | RFLAGS_IF | RFLAGS_RESERVED;
+            p->entered_by_syscall = true;
+            system_call(p);
+        }
     } else if (r.vector == VECTOR_INT80) {
         system_call(p);
+    } else if (r.vector == 2) {
+        // An NMI is no fault of the process it interrupted.
     } else if (r.vector < 32) {
         user_fault(p);
     } else {
