@@ -226,6 +226,52 @@ bool test_deadlock_and_notready() {
     return true;
 }
 
+bool test_sendnb_to_a_receiver() {
+    Message m = request(proto::kEcho, 42);
+    CHECK_EQ(user::sendnb(g_echo, &m), kOk);  // echo waits in RECEIVE(ANY)
+    CHECK_EQ(user::receive(g_echo, &m), kOk);
+    CHECK_EQ(m.m_type, proto::kEchoReply);
+    CHECK_EQ(m.i64[0], 42);
+    return true;
+}
+
+bool test_notification_before_queued_message() {
+    // Echo notifies us and then sends its reply while we are not receiving: RECEIVE
+    // takes the pending notification before the queued message (MINIX order).
+    Message m = request(proto::kNotifyThenReply, 1);
+    CHECK_EQ(user::send(g_echo, &m), kOk);
+    user::sleep_ns(2000000);
+    Message r{};
+    CHECK_EQ(user::receive(g_echo, &r), kOk);
+    CHECK_EQ(r.m_type, kNotifyMessage);
+    CHECK_EQ(r.m_source, g_echo);
+    CHECK_EQ(user::receive(g_echo, &r), kOk);
+    CHECK_EQ(r.m_type, proto::kNotifyThenReply);
+    return true;
+}
+
+bool test_queued_sender_dies() {
+    Endpoint x = user::spawn("ipc_echo");
+    CHECK(x > 0);
+    Message m = request(proto::kSendTo, user::self(), 5);
+    CHECK_EQ(user::send(x, &m), kOk);
+    user::sleep_ns(2000000);  // x is now queued, sending to us
+    Message k{};
+    k.u64[0] = static_cast<uint64_t>(x);
+    CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
+    uint64_t reason, detail;
+    CHECK(wait_child(x, &reason, &detail));
+    // Its message went with it: nothing from x arrives before our alarm.
+    k = Message{};
+    k.u64[0] = 3000000;
+    CHECK_EQ(user::kernel_call(kSysSetAlarm, &k), kOk);
+    do {
+        CHECK_EQ(user::receive(kAny, &m), kOk);
+        CHECK(m.m_source != x);
+    } while (m.m_source != kClock);
+    return true;
+}
+
 bool test_fifo_and_selective_receive() {
     Endpoint a = user::spawn("ipc_echo");
     Endpoint b = user::spawn("ipc_echo");
@@ -542,6 +588,9 @@ int main(const char*) {
     run("notify coalesces, sendrec waits for the reply", test_notify_coalesces_and_waits_for_reply);
     run("deadlock (ELOCKED) and SENDNB (ENOTREADY)", test_deadlock_and_notready);
     run("FIFO senders and selective receive", test_fifo_and_selective_receive);
+    run("SENDNB to a receiver", test_sendnb_to_a_receiver);
+    run("notification before a queued message", test_notification_before_queued_message);
+    run("a queued sender dies", test_queued_sender_dies);
     run("endpoint generations", test_generations);
     run("partner dies while blocked", test_partner_dies_while_blocked);
     run("grants", test_grants);
