@@ -163,10 +163,14 @@ uint64_t uptime_ns() {
 }
 
 void sleep_ns(uint64_t delay_ns) {
-    Message m{};
-    m.u64[0] = delay_ns;
-    kernel_call(kSysSetAlarm, &m);
-    receive(kClock, &m);
+    // A CLOCK notification left over from an earlier alarm must not cut the sleep short.
+    uint64_t deadline = uptime_ns() + delay_ns;
+    for (uint64_t now = 0; (now = uptime_ns()) < deadline;) {
+        Message m{};
+        m.u64[0] = deadline - now;
+        kernel_call(kSysSetAlarm, &m);
+        receive(kClock, &m);
+    }
 }
 
 [[noreturn]] void exit(int status) {
