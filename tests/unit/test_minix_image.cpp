@@ -56,7 +56,7 @@ ukvm::ByteSource source_of(const std::vector<std::uint8_t>& data, std::size_t ch
     auto pos = std::make_shared<std::size_t>(0);
     return [&data, pos, chunk](std::span<std::uint8_t> out) {
         const std::size_t n = std::min({out.size(), data.size() - *pos, chunk});
-        std::memcpy(out.data(), data.data() + *pos, n);
+        if (n != 0) std::memcpy(out.data(), data.data() + *pos, n);
         *pos += n;
         return n;
     };
