@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -191,6 +192,88 @@ TEST_F(VirtioBlkTest, OutOfRangeSectors) {
     EXPECT_EQ(write(0x0080000000000000ull, 512), VIRTIO_BLK_S_IOERR);
     EXPECT_EQ(backend->writes, 0);
     EXPECT_EQ(blk->stats().ioerr, 5u);
+}
+
+// Guest RAM of 8 GiB, reserved but never touched beyond what a test writes.
+class SparseMemory : public ukvm::VirtioMemory {
+public:
+    static constexpr std::uint64_t kSize = 8ull << 30;
+    SparseMemory() {
+        void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        base_ = p == MAP_FAILED ? nullptr : static_cast<std::uint8_t*>(p);
+    }
+    ~SparseMemory() override {
+        if (base_ != nullptr) ::munmap(base_, kSize);
+    }
+    bool ok() const { return base_ != nullptr; }
+    bool contains(std::uint64_t gpa, std::size_t len) const override {
+        return gpa <= kSize && len <= kSize - gpa;
+    }
+    bool read(std::uint64_t gpa, void* out, std::size_t len) override {
+        if (!contains(gpa, len)) return false;
+        std::memcpy(out, base_ + gpa, len);
+        return true;
+    }
+    bool write(std::uint64_t gpa, const void* in, std::size_t len) override {
+        if (!contains(gpa, len)) return false;
+        std::memcpy(base_ + gpa, in, len);
+        return true;
+    }
+    std::uint8_t* host(std::uint64_t gpa, std::size_t len) override {
+        return len != 0 && contains(gpa, len) ? base_ + gpa : nullptr;
+    }
+
+private:
+    std::uint8_t* base_ = nullptr;
+};
+
+// A disk that claims a petabyte and only counts reads.
+class HugeBackend : public BlockBackend {
+public:
+    std::uint64_t size() const override { return 1ull << 50; }
+    int read(std::uint64_t, std::span<std::uint8_t>) override {
+        ++reads;
+        return 0;
+    }
+    int write(std::uint64_t, std::span<const std::uint8_t>) override { return 0; }
+    int flush() override { return 0; }
+    int reads = 0;
+};
+
+TEST(VirtioBlkLimits, TransferOf4GiBOrMoreIsRefused) {
+    SparseMemory mem;
+    ASSERT_TRUE(mem.ok());
+    auto owner = std::make_unique<HugeBackend>();
+    HugeBackend* disk = owner.get();
+    VirtioBlk blk(std::move(owner), mem, false, "");
+    VirtQueue queue(mem);
+    DriverQueue driver;
+    ASSERT_TRUE(driver.init(mem.host(kRing, 0x1000), kRing, 16));
+    ASSERT_EQ(queue.enable(16, driver.desc_addr(), driver.avail_addr(), driver.used_addr()),
+              QueueError::kNone);
+    virtio_blk_outhdr h{VIRTIO_BLK_T_IN, 0, 0};
+    mem.write(kHeader, &h, sizeof h);
+    // Two 2 GiB buffers: 4 GiB of data, which the 32-bit used length cannot report.
+    DriverBuffer req[] = {{kHeader, 16, false},
+                          {1ull << 32, 0x80000000u, true},
+                          {(1ull << 32) + 0x80000000u, 0x80000000u, true},
+                          {kStatus, 1, true}};
+    ASSERT_GE(driver.add(req, 4), 0);
+    driver.publish();
+    EXPECT_EQ(blk.process(0, queue), nullptr);
+    EXPECT_EQ(mem.host(kStatus, 1)[0], VIRTIO_BLK_S_IOERR);
+    EXPECT_EQ(disk->reads, 0);
+    // 4 GiB less a sector is allowed.
+    DriverBuffer ok[] = {{kHeader, 16, false},
+                         {1ull << 32, 0x80000000u, true},
+                         {(1ull << 32) + 0x80000000u, 0x7FFFFE00u, true},
+                         {kStatus, 1, true}};
+    ASSERT_GE(driver.add(ok, 4), 0);
+    driver.publish();
+    EXPECT_EQ(blk.process(0, queue), nullptr);
+    EXPECT_EQ(mem.host(kStatus, 1)[0], VIRTIO_BLK_S_OK);
+    EXPECT_EQ(disk->reads, 2);
 }
 
 TEST_F(VirtioBlkTest, LengthsNotAMultipleOfTheSector) {

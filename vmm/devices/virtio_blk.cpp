@@ -18,6 +18,8 @@ namespace ukvm {
 namespace {
 
 constexpr std::uint64_t kHeaderBytes = sizeof(virtio_blk_outhdr);
+// The largest data transfer one request may ask for: 4 GiB less a sector.
+constexpr std::uint64_t kMaxTransfer = 0xFFFFFE00;
 
 class RawImage final : public BlockBackend {
 public:
@@ -231,7 +233,9 @@ std::uint8_t VirtioBlk::execute(const virtio::Chain& chain, std::uint32_t& data_
 std::uint8_t VirtioBlk::transfer_in(const virtio::Chain& chain, std::uint64_t sector,
                                     std::uint32_t& data_written) {
     const std::uint64_t len = chain.writable_bytes - 1;
-    if (len % kSectorSize != 0) return VIRTIO_BLK_S_IOERR;
+    // The used length the driver gets back is 32 bits (buffers may overlap, so a chain
+    // can claim more than guest RAM).
+    if (len > kMaxTransfer || len % kSectorSize != 0) return VIRTIO_BLK_S_IOERR;
     if (sector > capacity_ || len / kSectorSize > capacity_ - sector) return VIRTIO_BLK_S_IOERR;
     std::uint64_t offset = sector * kSectorSize;
     int err = 0;
@@ -249,7 +253,7 @@ std::uint8_t VirtioBlk::transfer_in(const virtio::Chain& chain, std::uint64_t se
 std::uint8_t VirtioBlk::transfer_out(const virtio::Chain& chain, std::uint64_t sector) {
     const std::uint64_t len = chain.readable_bytes - kHeaderBytes;
     if (read_only_) return VIRTIO_BLK_S_IOERR;
-    if (len % kSectorSize != 0) return VIRTIO_BLK_S_IOERR;
+    if (len > kMaxTransfer || len % kSectorSize != 0) return VIRTIO_BLK_S_IOERR;
     if (sector > capacity_ || len / kSectorSize > capacity_ - sector) return VIRTIO_BLK_S_IOERR;
     std::uint64_t offset = sector * kSectorSize;
     int err = 0;
