@@ -1,5 +1,6 @@
 #include "address_space.hpp"
 
+#include "arch/x86_64/cpu.hpp"
 #include "arch/x86_64/layout.h"
 #include "frames.hpp"
 #include "lib.hpp"
@@ -12,7 +13,9 @@ namespace {
 
 using ukvm::kernel::kUserBase;
 constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
-constexpr uint64_t kOwned = 1ull << 9;  // an available bit: the leaf frame is ours to free
+constexpr uint64_t kOwnedBit = 1ull << 9;  // an available bit: the leaf frame is ours to free
+constexpr uint64_t kNoExecute = 1ull << 63;
+const bool g_nx = (cpu::rdmsr(MSR_EFER) & EFER_NXE) != 0;  // set by boot.S when available
 constexpr uint64_t kTable = PTE_P | PTE_W | PTE_U;
 
 uint64_t* table(uint64_t entry) {
@@ -57,7 +60,7 @@ void AddressSpace::destroy() {
         if (!(pde & PTE_P)) continue;
         uint64_t* pt = table(pde);
         for (int j = 0; j < 512; ++j)
-            if ((pt[j] & PTE_P) && (pt[j] & kOwned)) frames::free(pt[j] & kAddrMask);
+            if ((pt[j] & PTE_P) && (pt[j] & kOwnedBit)) frames::free(pt[j] & kAddrMask);
         frames::free(pde & kAddrMask);
     }
     frames::free(pd);
@@ -79,20 +82,21 @@ uint64_t* AddressSpace::walk(uint64_t va, bool create) {
     return &table(pde)[(va >> 12) & 511];
 }
 
-bool AddressSpace::map(uint64_t va, uint64_t pa, bool writable, bool owned, bool uncached) {
+bool AddressSpace::map(uint64_t va, uint64_t pa, unsigned flags) {
     if (!in_user_half(va, frames::kPageSize) || va < kUserBase + (2u << 20)) return false;
     uint64_t* pte = walk(va, true);
     if (!pte) return false;
-    *pte = pa | PTE_P | PTE_U | (writable ? PTE_W : 0) | (owned ? kOwned : 0) |
-           (uncached ? PTE_PCD | PTE_PWT : 0);
+    *pte = pa | PTE_P | PTE_U | (flags & kWritable ? PTE_W : 0) | (flags & kOwned ? kOwnedBit : 0) |
+           (flags & kUncached ? PTE_PCD | PTE_PWT : 0) |
+           (flags & kExecutable || !g_nx ? 0 : kNoExecute);
     return true;
 }
 
-bool AddressSpace::map_zeroed(uint64_t va, uint64_t len, bool writable) {
+bool AddressSpace::map_zeroed(uint64_t va, uint64_t len, unsigned flags) {
     for (uint64_t off = 0; off < len; off += frames::kPageSize) {
         uint64_t frame = frames::alloc();
         if (!frame) return false;
-        if (!map(va + off, frame, writable, true)) {
+        if (!map(va + off, frame, flags | kOwned)) {
             frames::free(frame);
             return false;
         }

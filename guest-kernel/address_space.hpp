@@ -31,10 +31,16 @@ public:
     // predecessor's TLB entries, so that switch must flush them.
     bool fresh = true;
 
+    enum MapFlags : unsigned {
+        kWritable = 1,
+        kExecutable = 2,  // without it the page is no-execute (when the CPU has NX)
+        kOwned = 4,       // the frame belongs to this address space: destroy() frees it
+        kUncached = 8,    // device memory
+    };
     // Maps one 4 KiB user page; false when out of memory or outside the user half.
-    bool map(uint64_t va, uint64_t pa, bool writable, bool owned, bool uncached = false);
-    // Maps fresh zeroed pages over [va, va + len).
-    bool map_zeroed(uint64_t va, uint64_t len, bool writable);
+    bool map(uint64_t va, uint64_t pa, unsigned flags);
+    // Maps fresh zeroed pages over [va, va + len) (kOwned implied).
+    bool map_zeroed(uint64_t va, uint64_t len, unsigned flags);
 
     // The physical address behind a user address, or 0 when the page is absent or the
     // access is not allowed to ring 3.

@@ -68,8 +68,9 @@ Proc* spawn(int index, Endpoint parent, int32_t* error) {
     uint64_t arg = kUserTop - align_up<uint64_t>(len, 16);
     if (p->as.create()) {
         entry = elf::load(reinterpret_cast<const uint8_t*>(m->start), m->end - m->start, p->as);
-        if (entry && (!p->as.map_zeroed(kUserTop - kStackSize, kStackSize, true) ||
-                      !p->as.copy_out({arg}, m->cmdline, len)))
+        if (entry &&
+            (!p->as.map_zeroed(kUserTop - kStackSize, kStackSize, AddressSpace::kWritable) ||
+             !p->as.copy_out({arg}, m->cmdline, len)))
             entry = 0;
     }
     if (!entry) {

@@ -20,6 +20,7 @@ struct ProgramHeader {
     uint64_t offset, vaddr, paddr, filesz, memsz, align;
 };
 constexpr uint32_t kPtLoad = 1;
+constexpr uint32_t kPfExec = 1;
 constexpr uint32_t kPfWrite = 2;
 
 bool load_segment(const uint8_t* image, const ProgramHeader& ph, AddressSpace& as) {
@@ -36,7 +37,10 @@ bool load_segment(const uint8_t* image, const ProgramHeader& ph, AddressSpace& a
             memcpy(static_cast<uint8_t*>(frames::to_virtual(frame)) + (lo - va),
                    image + ph.offset + (lo - ph.vaddr), hi - lo);
         // A page shared by two segments is mapped twice; the second mapping wins.
-        if (!as.map(va, frame, ph.flags & kPfWrite, true)) {
+        unsigned flags = AddressSpace::kOwned |
+                         (ph.flags & kPfWrite ? AddressSpace::kWritable : 0) |
+                         (ph.flags & kPfExec ? AddressSpace::kExecutable : 0);
+        if (!as.map(va, frame, flags)) {
             frames::free(frame);
             return false;
         }

@@ -109,7 +109,8 @@ int32_t sys_mapphys(Proc* caller, Message& m) {
     uint64_t size = align_up<uint64_t>(pa + len, frames::kPageSize) - first;
     if (size > kDeviceMapTop - caller->device_va) return kENoMem;
     for (uint64_t off = 0; off < size; off += frames::kPageSize)
-        if (!caller->as.map(caller->device_va + off, first + off, true, false, true))
+        if (!caller->as.map(caller->device_va + off, first + off,
+                            AddressSpace::kWritable | AddressSpace::kUncached))
             return kENoMem;
     m.u64[0] = caller->device_va + (pa - first);
     caller->device_va += size;

@@ -30,6 +30,11 @@ int main(const char*) {
         case proto::kUnmapped:
             *reinterpret_cast<volatile uint64_t*>(0x50000000) = 1;
             break;
+        case proto::kExecuteStack: {
+            volatile uint8_t code[16] = {0xc3};  // ret, on the (no-execute) stack
+            reinterpret_cast<void (*)()>(const_cast<uint8_t*>(code))();
+            break;
+        }
         case proto::kExitNormally:
             return 7;
     }

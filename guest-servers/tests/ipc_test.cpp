@@ -149,6 +149,9 @@ bool test_fault_divide() {
 bool test_fault_write_text() {
     return fault_case(user::spawn("fault"), proto::kWriteText, 14);
 }
+bool test_fault_execute_stack() {
+    return fault_case(user::spawn("fault"), proto::kExecuteStack, 14);
+}
 bool test_fault_unmapped() {
     return fault_case(user::spawn("fault"), proto::kUnmapped, 14);
 }
@@ -582,6 +585,7 @@ int main(const char*) {
     run("fault: divide error", test_fault_divide);
     run("fault: write to text", test_fault_write_text);
     run("fault: unmapped address", test_fault_unmapped);
+    run("fault: execute the stack (NX)", test_fault_execute_stack);
     run("bad calls", test_bad_calls);
     run("sendrec echo", test_sendrec_echo);
     run("send then receive", test_send_then_receive);

@@ -29,6 +29,7 @@ enum Fault : int64_t {
     kWriteText = 4,
     kUnmapped = 5,
     kExitNormally = 6,
+    kExecuteStack = 7,
 };
 
 }  // namespace proto

@@ -22,10 +22,16 @@ _start:
     mov %eax, %cr4
     mov $boot_pml4, %eax
     mov %eax, %cr3
+    mov $0x80000001, %eax           // NX available? (edx bit 20)
+    cpuid
+    mov %edx, %ebp
     mov $MSR_EFER, %ecx
     rdmsr
     or $(EFER_LME | EFER_SCE), %eax
-    wrmsr
+    bt $20, %ebp
+    jnc 1f
+    or $EFER_NXE, %eax
+1:  wrmsr
     mov $(CR0_PE | CR0_PG | CR0_WP | CR0_MP | CR0_ET), %eax
     mov %eax, %cr0
     lgdt gdt_pointer

@@ -24,6 +24,7 @@
 #define MSR_FMASK 0xc0000084
 #define EFER_SCE 0x1
 #define EFER_LME 0x100
+#define EFER_NXE 0x800
 
 #define RFLAGS_RESERVED 0x2
 #define RFLAGS_TF 0x100
