@@ -127,6 +127,8 @@ void boot() {
         frames::reserve(boot_image::get(i)->start, boot_image::get(i)->end);
 
     idt::init();
+    // SMEP: the kernel never executes user pages, so a jump there is a kernel bug.
+    if (cpu::cpuid(7).ebx & (1u << 7)) cpu::write_cr4(cpu::read_cr4() | (1u << 20));
     lapic::init();
     clock::init();
     proc::init();
