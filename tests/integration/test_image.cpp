@@ -125,7 +125,8 @@ protected:
     std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
     // Files of every interesting size (around the direct, single- and double-indirect
-    // boundaries), nested and empty directories, a symlink and a hard link.
+    // boundaries), nested and empty directories, a directory of 150 files, a symlink and a
+    // hard link.
     std::string make_source() {
         const fs::path src = dir_ / "src";
         fs::create_directories(src / "a/b/c/d");
@@ -145,6 +146,10 @@ protected:
             {"a/b/c/d/two_m", 2 * M + 4321}};
         std::uint32_t seed = 1;
         for (const auto& [name, size] : files) write_file(src / name, size, seed++);
+        // 152 entries of 64 bytes: the directory itself needs an indirect block.
+        fs::create_directories(src / "many");
+        for (int i = 0; i < 150; ++i)
+            write_file(src / "many" / ("entry" + std::to_string(i)), 10, i);
         fs::permissions(src / "one", fs::perms(0600));
         fs::permissions(src / "k1023", fs::perms(0755));
         fs::permissions(src / "a/b", fs::perms(0750));
@@ -196,7 +201,7 @@ TEST_F(ImageCli, CreateFromDirPassesFsckAndExtractsIdentically) {
     const std::string img = path("disk.img");
     const ProcessResult made = ukvm({"image", "create", img, "--size", "32M", "--from", src});
     ASSERT_EQ(made.status, 0) << describe(made);
-    EXPECT_THAT(made.out, HasSubstr("12 files, 6 directories, 1 symlink"));
+    EXPECT_THAT(made.out, HasSubstr("162 files, 7 directories, 1 symlink"));
     EXPECT_EQ(made.err, "");
     EXPECT_EQ(fs::file_size(img), 32 * M);
     expect_fsck_clean(img);

@@ -336,6 +336,27 @@ TEST_F(MinixImageTest, DirectoriesSymlinksAndLookup) {
     EXPECT_EQ(contents(image, big_ino_), big_);
 }
 
+TEST_F(MinixImageTest, LargeDirectoriesUseIndirectBlocks) {
+    // 16 entries per block: 400 entries take 25 blocks, past the 7 direct zones.
+    {
+        MinixImage image = make("dir.img", 2 * M);
+        const auto dir = image.add_directory(mfs::kRootInode, "d", {0755, kTime});
+        for (int i = 0; i < 398; ++i) {
+            image.add_directory(dir, "sub" + std::to_string(i), {0700, kTime});
+        }
+        image.flush();
+    }
+    const MinixImage image = MinixImage::open(path("dir.img"));
+    const auto dir = image.lookup("d");
+    ASSERT_TRUE(dir.has_value());
+    EXPECT_EQ(image.inode(*dir).size, 400u * 64);
+    EXPECT_EQ(image.inode(*dir).nlinks, 2 + 398);
+    const auto entries = image.read_directory(*dir);
+    ASSERT_EQ(entries.size(), 400u);
+    EXPECT_EQ(entries.back().name, "sub397");
+    EXPECT_EQ(image.read_directory(entries.back().inode)[1].inode, *dir);  // its ".."
+}
+
 TEST_F(MinixImageTest, HardLinksShareAnInode) {
     MinixImage image = make("links.img", 1 * M);
     const auto data = pattern(2000, 7);

@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <unordered_set>
 #include <utility>
 
 namespace ukvm {
@@ -608,7 +607,7 @@ std::optional<std::uint32_t> MinixImage::lookup(std::string_view path) const {
     return current;
 }
 
-void MinixImage::check_new_name(std::uint32_t parent, std::string_view name) const {
+void MinixImage::check_new_name(std::uint32_t parent, std::string_view name) {
     const std::string shown = printable(name);
     if (name.empty() || name.size() > mfs::kNameMax) {
         throw ImageError(fmt::format("{}: cannot add '{}': names are 1 to {} bytes long", name_,
@@ -618,10 +617,14 @@ void MinixImage::check_new_name(std::uint32_t parent, std::string_view name) con
         name == "." || name == "..") {
         throw ImageError(fmt::format("{}: cannot add '{}': not a valid name", name_, shown));
     }
-    for (const DirectoryEntry& e : read_directory(parent)) {
-        if (e.name == name) {
-            throw ImageError(fmt::format("{}: cannot add '{}': it already exists", name_, shown));
-        }
+    auto known = names_.find(parent);
+    if (known == names_.end()) {
+        std::unordered_set<std::string> names;
+        for (DirectoryEntry& e : read_directory(parent)) names.insert(std::move(e.name));
+        known = names_.emplace(parent, std::move(names)).first;
+    }
+    if (known->second.contains(std::string(name))) {
+        throw ImageError(fmt::format("{}: cannot add '{}': it already exists", name_, shown));
     }
 }
 
@@ -646,6 +649,9 @@ void MinixImage::append_entry(std::uint32_t parent, std::string_view name, std::
     write_block(zone, block);
     dir.size = static_cast<std::uint32_t>(offset + sizeof entry);
     write_inode(parent, dir);
+    if (const auto known = names_.find(parent); known != names_.end()) {
+        known->second.emplace(name);
+    }
 }
 
 std::uint32_t MinixImage::new_inode(std::uint16_t mode, std::uint32_t mtime) {

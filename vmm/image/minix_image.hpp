@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "ukvm/minixfs.h"
@@ -143,7 +145,7 @@ private:
     std::uint32_t allocate_zone();
     std::uint32_t allocate_inode();
     void require_writable() const;
-    void check_new_name(std::uint32_t parent, std::string_view name) const;
+    void check_new_name(std::uint32_t parent, std::string_view name);
     void append_entry(std::uint32_t parent, std::string_view name, std::uint32_t target);
     std::uint32_t new_inode(std::uint16_t mode, std::uint32_t mtime);
     void write_contents(std::uint32_t number, minixfs::Inode& inode, const ByteSource& source);
@@ -158,6 +160,9 @@ private:
     std::vector<std::uint8_t> zone_map_;
     std::uint32_t next_zone_ = 0;  // allocation hints: first possibly-free bit
     std::uint32_t next_inode_ = 0;
+    // Names in each directory written to, read once: checking each new name against the
+    // disk would make filling a directory quadratic.
+    std::unordered_map<std::uint32_t, std::unordered_set<std::string>> names_;
 };
 
 // A size for humans and the command line: "32M", "512K", "1G", "4096" (bytes).
