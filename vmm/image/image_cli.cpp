@@ -313,13 +313,13 @@ public:
                    int depth) {
         if (depth > kMaxDepth) {
             throw ImageError(fmt::format("{}: directories nested more than {} deep at '{}'",
-                                         image_.name(), kMaxDepth, rel));
+                                         image_.name(), kMaxDepth, printable(rel)));
         }
         if (!visited_.insert(number).second) {
             throw ImageError(fmt::format(
                 "{}: corrupt MINIX image: directory inode {} is reached again at '{}' (a "
                 "directory loop)",
-                image_.name(), number, rel));
+                image_.name(), number, printable(rel)));
         }
         for (const DirectoryEntry& e : image_.read_directory(number)) {
             if (e.name == ".") continue;  // read_directory checked it names this directory
@@ -328,7 +328,7 @@ public:
                     throw ImageError(fmt::format(
                         "{}: corrupt MINIX image: '{}/..' refers to inode {}, not the parent "
                         "directory (inode {})",
-                        image_.name(), rel.empty() ? "" : "/" + rel, e.inode, parent));
+                        image_.name(), printable(rel.empty() ? "" : "/" + rel), e.inode, parent));
                 }
                 continue;
             }
@@ -341,7 +341,7 @@ public:
             } else if (info.is_symlink()) {
                 symlink(info, fd, e.name, child_rel);
             } else {
-                err_ << "ukvm: warning: skipping " << child_rel
+                err_ << "ukvm: warning: skipping " << printable(child_rel)
                      << ": a device, FIFO or socket, which extract does not make\n";
             }
         }
@@ -350,7 +350,8 @@ public:
     const CopyCounts& counts() const { return counts_; }
 
 private:
-    std::string host_path(const std::string& rel) const { return root_ + "/" + rel; }
+    // For messages only: names from the image are shown with control bytes as '?'.
+    std::string host_path(const std::string& rel) const { return printable(root_ + "/" + rel); }
 
     static timespec to_timespec(std::uint32_t t) { return timespec{static_cast<time_t>(t), 0}; }
 
@@ -478,14 +479,6 @@ std::string time_string(std::uint32_t t) {
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
     return buf;
-}
-
-std::string printable(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-    }
-    return out;
 }
 
 void ls_line(const MinixImage& image, const InodeInfo& info, const std::string& name,

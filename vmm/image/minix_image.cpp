@@ -31,15 +31,6 @@ constexpr std::uint32_t kMaxSymlinkWrite = mfs::kBlockSize - 1;
 // Keeps default_inodes() within what the 16-bit first_data_zone can point past.
 constexpr std::uint32_t kMaxDefaultInodes = 60000 * mfs::kInodesPerBlock;
 
-// Names come from the image and may hold anything; control bytes print as '?'.
-std::string printable(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-    }
-    return out;
-}
-
 bool test_bit(const std::vector<std::uint8_t>& map, std::uint64_t bit) {
     return (map[bit / 8] >> (bit % 8)) & 1;
 }
@@ -767,6 +758,14 @@ void MinixImage::add_link(std::uint32_t parent, std::string_view name, std::uint
     add_link_count(inode, name_, target);
     append_entry(parent, name, target);
     write_inode(target, inode);
+}
+
+std::string printable(std::string_view name) {
+    std::string out(name);
+    for (char& c : out) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    return out;
 }
 
 std::uint64_t parse_size(std::string_view text) {

@@ -165,6 +165,9 @@ private:
     std::unordered_map<std::uint32_t, std::unordered_set<std::string>> names_;
 };
 
+// A name from an image, fit to print: control bytes become '?'.
+std::string printable(std::string_view name);
+
 // A size for humans and the command line: "32M", "512K", "1G", "4096" (bytes).
 // Throws ImageError when it is not one.
 std::uint64_t parse_size(std::string_view text);
