@@ -271,6 +271,7 @@ public:
 
     void commit(const std::filesystem::path& target, bool replace) {
         int r;
+        bool linked = false;
         if (replace) {
             r = ::rename(path_.c_str(), target.c_str());
         } else {
@@ -278,6 +279,7 @@ public:
             r = ::renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
             if (r != 0 && errno == EINVAL) {  // a file system without RENAME_NOREPLACE
                 r = ::link(path_.c_str(), target.c_str());
+                linked = true;
             }
         }
         if (r != 0) {
@@ -287,7 +289,7 @@ public:
             }
             host_error(target.string(), "cannot create");
         }
-        if (!replace) ::unlink(path_.c_str());  // after link(); a no-op after renameat2
+        if (linked) ::unlink(path_.c_str());
         path_.clear();
     }
 
@@ -380,11 +382,12 @@ private:
         }
         if (info.nlinks > 1) {
             if (const auto it = links_.find(info.number); it != links_.end()) {
-                if (::linkat(root_fd_, it->second.c_str(), fd, name.c_str(), 0) != 0) {
-                    host_error(host_path(rel), "link");
+                // Should the first copy be out of reach (its directory's mode forbids it),
+                // a second copy of the data will do.
+                if (::linkat(root_fd_, it->second.c_str(), fd, name.c_str(), 0) == 0) {
+                    ++counts_.files;
+                    return;
                 }
-                ++counts_.files;
-                return;
             }
         }
         const Fd out(
