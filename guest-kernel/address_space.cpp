@@ -104,6 +104,27 @@ bool AddressSpace::map_zeroed(uint64_t va, uint64_t len, unsigned flags) {
     return true;
 }
 
+bool AddressSpace::unmapped(uint64_t va, uint64_t len) {
+    if (!in_user_half(va, len) || va < kUserBase + (2u << 20)) return false;
+    for (uint64_t a = va; a < va + len; a += frames::kPageSize) {
+        uint64_t* pte = walk(a, false);
+        if (pte && (*pte & PTE_P)) return false;
+    }
+    return true;
+}
+
+void AddressSpace::unmap(uint64_t va, uint64_t len) {
+    if (!in_user_half(va, len)) return;
+    bool loaded = (cpu::read_cr3() & kAddrMask) == pml4_;
+    for (uint64_t a = va; a < va + len; a += frames::kPageSize) {
+        uint64_t* pte = walk(a, false);
+        if (!pte || !(*pte & PTE_P)) continue;
+        if (*pte & kOwnedBit) frames::free(*pte & kAddrMask);
+        *pte = 0;
+        if (loaded) asm volatile("invlpg (%0)" : : "r"(a) : "memory");
+    }
+}
+
 uint64_t AddressSpace::translate(UserAddr va, Access access) const {
     if (!pml4_ || !in_user_half(va.value, 1)) return 0;
     uint64_t need = PTE_P | PTE_U | (access == kWrite ? PTE_W : 0);

@@ -41,6 +41,11 @@ public:
     bool map(uint64_t va, uint64_t pa, unsigned flags);
     // Maps fresh zeroed pages over [va, va + len) (kOwned implied).
     bool map_zeroed(uint64_t va, uint64_t len, unsigned flags);
+    // True if no page of [va, va + len) is mapped (and the range is in the user half).
+    bool unmapped(uint64_t va, uint64_t len);
+    // Removes the pages of [va, va + len), freeing owned frames; flushes the TLB entries
+    // when this address space is the one loaded.
+    void unmap(uint64_t va, uint64_t len);
 
     // The physical address behind a user address, or 0 when the page is absent or the
     // access is not allowed to ring 3.

@@ -70,6 +70,7 @@ struct alignas(16) Proc {
     int64_t quantum_left_ns = 0;
     uint64_t alarm_ns = 0;                              // uptime of the pending alarm, 0 if none
     uint64_t device_va = ukvm::kernel::kDeviceMapBase;  // where kSysMapPhys maps next
+    uint64_t heap_va = ukvm::kernel::kHeapBase;         // where kSysMapAnon maps next
 
     AddressSpace as;
     Grant grants[kMaxGrants];

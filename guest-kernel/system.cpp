@@ -117,6 +117,39 @@ int32_t sys_mapphys(Proc* caller, Message& m) {
     return kOk;
 }
 
+int32_t sys_mapanon(Proc* caller, Message& m) {
+    uint64_t va = m.u64[0], len = align_up<uint64_t>(m.u64[1], frames::kPageSize);
+    if (len == 0 || len > kHeapTop - kHeapBase || (va & (frames::kPageSize - 1)) ||
+        (m.u64[2] & ~(kMapWritable | kMapExecutable)))
+        return kEInval;
+    bool pick = va == 0;
+    if (!pick && (va < kUserImageBase || len > kUserTop - va)) return kEInval;
+    if (pick) {
+        if (len > kHeapTop - caller->heap_va) return kENoMem;
+        va = caller->heap_va;
+    }
+    if (!caller->as.unmapped(va, len)) return pick ? kENoMem : kEBusy;
+    unsigned flags = (m.u64[2] & kMapWritable ? AddressSpace::kWritable : 0) |
+                     (m.u64[2] & kMapExecutable ? AddressSpace::kExecutable : 0);
+    if (!caller->as.map_zeroed(va, len, flags)) {
+        caller->as.unmap(va, len);
+        return kENoMem;
+    }
+    if (pick) caller->heap_va = va + len;
+    m.u64[0] = va;
+    return kOk;
+}
+
+int32_t sys_unmap(Proc* caller, Message& m) {
+    uint64_t va = m.u64[0], len = align_up<uint64_t>(m.u64[1], frames::kPageSize);
+    // Only the areas the kernel calls map from; the image and the stack stay.
+    bool heap = va >= kHeapBase && len <= kHeapTop - va;
+    bool device = va >= kDeviceMapBase && len <= kDeviceMapTop - va;
+    if ((va & (frames::kPageSize - 1)) || len == 0 || !(heap || device)) return kEInval;
+    caller->as.unmap(va, len);
+    return kOk;
+}
+
 int32_t sys_irqctl(Proc* caller, Message& m) {
     uint64_t irq = m.u64[0];
     if (irq >= 24 || !((caller->priv.irq_mask >> irq) & 1)) return kEPerm;
@@ -173,6 +206,10 @@ int32_t system_call(Proc* caller, Message& m) {
             return sys_irqctl(caller, m);
         case kSysMapPhys:
             return sys_mapphys(caller, m);
+        case kSysMapAnon:
+            return sys_mapanon(caller, m);
+        case kSysUnmap:
+            return sys_unmap(caller, m);
         case kSysGetInfo:
             m.u64[0] = static_cast<uint64_t>(caller->endpoint);
             m.u64[1] = static_cast<uint64_t>(caller->parent);

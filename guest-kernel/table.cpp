@@ -23,7 +23,8 @@ constexpr uint32_t kAllTraps =
     bit(kSend) | bit(kReceive) | bit(kSendRec) | bit(kNotify) | bit(kSendNb);
 constexpr uint32_t kAllCalls = ~0u;
 // Until PM exists, user programs exit, read the clock and ask who they are directly.
-constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo);
+constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo) |
+                                bit(kSysMapAnon) | bit(kSysUnmap);  // (until VM exists)
 
 // Class defaults: servers may do anything IPC-wise; users may only SENDREC, to servers,
 // SYSTEM and the VMM (the user send mask gains each server's slot when it starts).

@@ -465,6 +465,46 @@ bool test_grants() {
     return true;
 }
 
+bool test_anonymous_memory() {
+    Message m{};
+    m.u64[0] = 0, m.u64[1] = 3 * 4096 - 100, m.u64[2] = kMapWritable;
+    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kOk);
+    auto* p = reinterpret_cast<volatile uint64_t*>(m.u64[0]);
+    CHECK(m.u64[0] >= kHeapBase && m.u64[0] < kHeapTop);
+    CHECK_EQ(p[0], 0);
+    CHECK_EQ(p[3 * 512 - 1], 0);  // zeroed, and the length was rounded up to pages
+    p[700] = 0x1234;
+    CHECK_EQ(p[700], 0x1234);
+    uint64_t first = m.u64[0];
+
+    // At a fixed address; again at the same address is EBUSY; kernel memory is EINVAL.
+    m = Message{};
+    m.u64[0] = 0x65000000, m.u64[1] = 4096, m.u64[2] = kMapWritable | kMapExecutable;
+    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kOk);
+    CHECK_EQ(m.u64[0], 0x65000000);
+    *reinterpret_cast<volatile uint8_t*>(0x65000000) = 0xc3;  // ret: executable memory
+    reinterpret_cast<void (*)()>(0x65000000)();
+    m = Message{};
+    m.u64[0] = 0x65000000, m.u64[1] = 4096, m.u64[2] = kMapWritable;
+    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kEBusy);
+    m = Message{};
+    m.u64[0] = 0x100000, m.u64[1] = 4096, m.u64[2] = kMapWritable;
+    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kEInval);
+
+    // Unmapped memory is gone: it cannot even be granted.
+    m = Message{};
+    m.u64[0] = first, m.u64[1] = 3 * 4096;
+    CHECK_EQ(user::kernel_call(kSysUnmap, &m), kOk);
+    m = Message{};
+    m.u64[0] = static_cast<uint64_t>(g_echo), m.u64[1] = first, m.u64[2] = 8;
+    m.u64[3] = kGrantRead;
+    CHECK_EQ(user::kernel_call(kSysGrantCreate, &m), kEFault);
+    m = Message{};
+    m.u64[0] = kUserImageBase, m.u64[1] = 4096;  // our own text is not the heap
+    CHECK_EQ(user::kernel_call(kSysUnmap, &m), kEInval);
+    return true;
+}
+
 // ---- clock and VMM -------------------------------------------------------------------
 
 bool test_alarm() {
@@ -608,6 +648,7 @@ int main(const char*) {
     run("endpoint generations", test_generations);
     run("partner dies while blocked", test_partner_dies_while_blocked);
     run("grants", test_grants);
+    run("anonymous memory", test_anonymous_memory);
     run("round robin between spinning processes", test_round_robin);
     run("alarm", test_alarm);
     run("vmm endpoint", test_vmm_endpoint);

@@ -113,8 +113,14 @@ enum KernelCall : int32_t {
                         // (uncached; only device memory its privileges name)
     kSysGetInfo = 14,   // -> u64[0] own endpoint, u64[1] parent, u64[2] boot module count
     kSysFindProc = 15,  // bytes: program name -> u64[0] endpoint of a live process running it
+    kSysMapAnon = 16,   // u64[0] address (0: the kernel picks one in the heap area), u64[1]
+                        // length, u64[2] kMapWritable|kMapExecutable -> u64[0] address of
+                        // fresh zeroed memory
+    kSysUnmap = 17,     // u64[0] address, u64[1] length: memory from kSysMapAnon/kSysMapPhys
 };
-inline constexpr int kNrKernelCalls = 16;
+inline constexpr int kNrKernelCalls = 18;
+inline constexpr uint64_t kMapWritable = 1;
+inline constexpr uint64_t kMapExecutable = 2;
 inline constexpr size_t kNameMax = 16;  // program names, with the NUL
 
 // Grant rights.
@@ -134,5 +140,7 @@ inline constexpr uint64_t kUserTop = 0x80000000;
 inline constexpr uint64_t kUserImageBase = 0x40400000;  // programs are linked here
 inline constexpr uint64_t kDeviceMapBase = 0x70000000;  // kSysMapPhys mappings, upwards
 inline constexpr uint64_t kDeviceMapTop = 0x78000000;
+inline constexpr uint64_t kHeapBase = 0x60000000;  // kSysMapAnon's own choices, upwards
+inline constexpr uint64_t kHeapTop = 0x70000000;
 
 }  // namespace ukvm::kernel
