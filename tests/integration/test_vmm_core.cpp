@@ -1,9 +1,11 @@
 // The VMM core under real KVM with tiny guests assembled here: a few bytes of 32-bit code in
 // a Multiboot a.out-kludge image loaded at 1 MiB.
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -229,6 +231,39 @@ TEST_F(VmmCore, IdleGuestRunsUntilSigterm) {
 
 TEST_F(VmmCore, IdleGuestRunsUntilSigint) {
     EXPECT_EQ(run_idle_guest_until(write_toml(config(image(kStiHlt))), SIGINT), 130);
+}
+
+// On a terminal (input "auto"), ukvm puts it in raw mode while the guest runs and restores
+// it when stopped by a signal.
+TEST_F(VmmCore, TerminalIsRawWhileRunningAndRestoredAfterSigterm) {
+    const fs::path toml = write_toml(config(image(kStiHlt)), "auto");
+    int master = -1;
+    const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::execl(UKVM_BINARY, UKVM_BINARY, "run", toml.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    termios before{};
+    ASSERT_EQ(::tcgetattr(master, &before), 0);
+    EXPECT_TRUE(before.c_lflag & ICANON);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    termios during{};
+    ASSERT_EQ(::tcgetattr(master, &during), 0);
+    EXPECT_FALSE(during.c_lflag & ICANON);
+    EXPECT_FALSE(during.c_lflag & ECHO);
+    EXPECT_TRUE(during.c_lflag & ISIG);  // Ctrl-C still stops the VM
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    termios after{};
+    ASSERT_EQ(::tcgetattr(master, &after), 0);
+    ::close(master);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 143);
+    EXPECT_EQ(after.c_lflag, before.c_lflag);
+    EXPECT_EQ(after.c_iflag, before.c_iflag);
+    EXPECT_EQ(after.c_oflag, before.c_oflag);
 }
 
 // A byte on ukvm's stdin reaches the guest through the UART's RX interrupt, routed by the
