@@ -2,11 +2,15 @@
 #include "vmm/devices/hypercall.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <time.h>
 
 #include <array>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
+#include <sstream>
 #include <string>
 
 namespace ukvm {
@@ -124,6 +128,20 @@ TEST_F(HypercallTest, Log) {
     EXPECT_EQ(r.m_type, hc::kOk);
     EXPECT_EQ(reply_as<hc::CountReply>(r).count, 7u);
     EXPECT_EQ(console.out, "");  // logs go to the VMM log, not the console
+}
+
+TEST_F(HypercallTest, LogGoesToTheVmmLogWithControlCharactersEscaped) {
+    std::ostringstream captured;
+    auto previous = spdlog::default_logger();
+    auto logger = std::make_shared<spdlog::logger>(
+        "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(captured));
+    logger->set_pattern("%l %v");
+    spdlog::set_default_logger(logger);
+    put_text(kBuf, "red \x1b[31mtext\tend\n");
+    auto r = call(hc::kLog, hc::LogRequest{hc::kLogWarn, 0, kBuf, 18});
+    spdlog::set_default_logger(previous);
+    EXPECT_EQ(r.m_type, hc::kOk);
+    EXPECT_EQ(captured.str(), "warning guest: red \\x1b[31mtext\tend\n");
 }
 
 TEST_F(HypercallTest, LogErrors) {

@@ -1,5 +1,6 @@
 #include "vmm/devices/hypercall.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
 
@@ -32,6 +33,21 @@ hc::Status check_io_buffer(const GuestMemory& memory, std::uint64_t addr, std::u
     if (len > hc::kMaxIoBytes) return hc::kE2Big;
     if (!memory.contains(addr, len)) return hc::kEFault;
     return hc::kOk;
+}
+
+// Guest text for the VMM's log, with control characters escaped: a guest must not be able
+// to drive the operator's terminal (colours, cursor moves) through stderr.
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c == '\t' || (c >= 0x20 && c != 0x7F)) {
+            out += static_cast<char>(c);
+        } else {
+            out += fmt::format("\\x{:02x}", c);
+        }
+    }
+    return out;
 }
 
 }  // namespace
@@ -97,7 +113,7 @@ hc::Status HypercallHandler::log(const hc::Message& request, hc::Message& reply)
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
     static constexpr spdlog::level::level_enum kLevels[] = {
         spdlog::level::debug, spdlog::level::info, spdlog::level::warn, spdlog::level::err};
-    spdlog::log(kLevels[req.level], "guest: {}", text);
+    spdlog::log(kLevels[req.level], "guest: {}", printable(text));
     set_payload(reply, hc::CountReply{req.len});
     return hc::kOk;
 }
