@@ -16,6 +16,7 @@ Range g_ranges[kMaxRanges];
 int g_nranges = 0;
 uint64_t g_free_list = 0;  // physical address of the first free frame; links in the frames
 uint64_t g_free_count = 0;
+bool g_assume_zeroed = false;
 
 }  // namespace
 
@@ -60,6 +61,7 @@ uint64_t alloc() {
             }
         }
         if (!frame) return 0;
+        if (g_assume_zeroed) return frame;
     }
     memset(to_virtual(frame), 0, kPageSize);
     return frame;
@@ -69,6 +71,10 @@ void free(uint64_t frame) {
     *static_cast<uint64_t*>(to_virtual(frame)) = g_free_list;
     g_free_list = frame;
     ++g_free_count;
+}
+
+void assume_zeroed(bool on) {
+    g_assume_zeroed = on;
 }
 
 uint64_t free_bytes() {

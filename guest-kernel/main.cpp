@@ -126,6 +126,7 @@ void boot() {
     for (int i = 0; i < boot_image::count(); ++i)
         frames::reserve(boot_image::get(i)->start, boot_image::get(i)->end);
 
+    frames::assume_zeroed(hypercall::available());
     idt::init();
     // SMEP: the kernel never executes user pages, so a jump there is a kernel bug.
     if (cpu::cpuid(7).ebx & (1u << 7)) cpu::write_cr4(cpu::read_cr4() | (1u << 20));

@@ -43,17 +43,38 @@ const T* at(uint64_t phys) {
     return reinterpret_cast<const T*>(phys);
 }
 
+// The loader's own structures, kept out of the frame allocator (see frames::assume_zeroed).
+struct Span {
+    uint64_t start, end;
+};
+Span g_used[8 + boot_image::kMaxModules];
+int g_nused = 0;
+
+void used(uint64_t start, uint64_t len) {
+    if (g_nused < static_cast<int>(sizeof g_used / sizeof *g_used))
+        g_used[g_nused++] = {start, start + len};
+}
+void used_string(uint32_t address) {
+    if (address) used(address, strlen(at<char>(address)) + 1);
+}
+
 }  // namespace
 
 void read(uint32_t info_address) {
     const Info* info = at<Info>(info_address);
+    used(info_address, sizeof(Info));
+    if (info->flags & kFlagCmdline) used_string(info->cmdline);
+    if (info->flags & kFlagLoaderName) used_string(info->boot_loader_name);
+    if (info->flags & kFlagMmap) used(info->mmap_addr, info->mmap_length);
     if (info->flags & kFlagCmdline)
         copy_string(g_cmdline, sizeof g_cmdline, at<char>(info->cmdline));
     if (info->flags & kFlagLoaderName)
         copy_string(g_loader, sizeof g_loader, at<char>(info->boot_loader_name));
     if (info->flags & kFlagMods) {
         const ModuleEntry* mods = at<ModuleEntry>(info->mods_addr);
+        used(info->mods_addr, uint64_t{info->mods_count} * sizeof(ModuleEntry));
         for (uint32_t i = 0; i < info->mods_count; ++i) {
+            used_string(mods[i].string);
             if (mods[i].end > frames::kLimit || mods[i].end < mods[i].start)
                 panic("boot module %u at %x..%x is outside the first GiB", i, mods[i].start,
                       mods[i].end);
@@ -72,6 +93,7 @@ void read(uint32_t info_address) {
     } else {
         panic("the boot loader gave no memory map");
     }
+    for (int i = 0; i < g_nused; ++i) frames::reserve(g_used[i].start, g_used[i].end);
 }
 
 const char* loader_name() {
