@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -591,6 +592,37 @@ TEST_F(MinixImageTest, ExtractRefusesDirectoryLoops) {
     raw.put_entry(b_, "..", entry(b_, ".."));
     EXPECT_THAT(error_of([&] { ukvm::image_extract(p, path("out3"), out, out); }),
                 HasSubstr("not the parent"));
+}
+
+// One data block repeated through every level of the zone tree: a 2 GiB file in a 2 MiB
+// image. Extract must stop once the tree claims more blocks than the image has.
+TEST_F(MinixImageTest, ExtractRefusesZonesSharedIntoABomb) {
+    const fs::path p = make_tree("bomb.img");
+    const RawImage raw(p);
+    const auto s = raw.super();
+    auto inode = raw.inode(hello_ino_);
+    const std::uint32_t data = inode.zone[0];
+    const std::uint32_t single = s.zones - 1, dbl = s.zones - 2, triple = s.zones - 3;
+    std::array<std::uint32_t, 256> pointers;
+    pointers.fill(data);
+    raw.put(single * K, pointers);
+    pointers.fill(single);
+    raw.put(dbl * K, pointers);
+    pointers.fill(dbl);
+    raw.put(triple * K, pointers);
+    for (std::uint32_t i = 0; i < mfs::kDirectZones; ++i) inode.zone[i] = data;
+    inode.zone[mfs::kIndirectSlot] = single;
+    inode.zone[mfs::kDoubleIndirectSlot] = dbl;
+    inode.zone[mfs::kTripleIndirectSlot] = triple;
+    inode.size = mfs::kMaxFileSize;
+    raw.put_inode(hello_ino_, inode);
+
+    const auto start = std::chrono::steady_clock::now();
+    std::ostringstream out;
+    EXPECT_THAT(error_of([&] { ukvm::image_extract(p, path("out"), out, out); }),
+                HasSubstr("more data than the image's"));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+    EXPECT_LT(fs::file_size(path("out/hello")), 4 * M);
 }
 
 TEST_F(MinixImageTest, ExtractAndLsShowTheTree) {

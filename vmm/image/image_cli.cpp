@@ -309,7 +309,11 @@ mode_t current_umask() {
 class Extractor {
 public:
     Extractor(const MinixImage& image, int root_fd, std::string root, std::ostream& err)
-        : image_(image), root_fd_(root_fd), root_(std::move(root)), err_(err) {}
+        : image_(image),
+          root_fd_(root_fd),
+          root_(std::move(root)),
+          err_(err),
+          data_blocks_(image.superblock().zones - image.superblock().first_data_zone) {}
 
     void directory(std::uint32_t number, std::uint32_t parent, int fd, const std::string& rel,
                    int depth) {
@@ -323,6 +327,7 @@ public:
                 "directory loop)",
                 image_.name(), number, printable(rel)));
         }
+        spend_blocks(image_.inode(number).size, rel);
         for (const DirectoryEntry& e : image_.read_directory(number)) {
             if (e.name == ".") continue;  // read_directory checked it names this directory
             if (e.name == "..") {
@@ -353,6 +358,19 @@ public:
 
 private:
     // For messages only: names from the image are shown with control bytes as '?'.
+    // Every block of every file and directory (hard links once) is a distinct data block
+    // in a sound image. Zones shared between files, or many times within one, could
+    // otherwise make a small image unpack into gigabytes.
+    void spend_blocks(std::uint64_t bytes, const std::string& rel) {
+        blocks_read_ += (bytes + mfs::kBlockSize - 1) / mfs::kBlockSize;
+        if (blocks_read_ > data_blocks_) {
+            throw ImageError(fmt::format(
+                "{}: corrupt MINIX image: at '{}' the tree holds more data than the image's {} "
+                "data blocks (blocks shared between files?)",
+                image_.name(), printable(rel), data_blocks_));
+        }
+    }
+
     std::string host_path(const std::string& rel) const { return printable(root_ + "/" + rel); }
 
     static timespec to_timespec(std::uint32_t t) { return timespec{static_cast<time_t>(t), 0}; }
@@ -394,6 +412,7 @@ private:
             ::openat(fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (!out.valid()) host_error(host_path(rel), "cannot create");
         image_.read_file(info.number, [&](std::uint64_t offset, std::span<const std::uint8_t> b) {
+            spend_blocks(b.size(), rel);
             std::size_t done = 0;
             while (done < b.size()) {
                 const ssize_t n = ::pwrite(out.get(), b.data() + done, b.size() - done,
@@ -432,6 +451,8 @@ private:
     std::unordered_set<std::uint32_t> visited_;
     std::unordered_map<std::uint32_t, std::string> links_;  // inode -> first extracted path
     CopyCounts counts_;
+    std::uint64_t data_blocks_;
+    std::uint64_t blocks_read_ = 0;
 };
 
 // ---- ls ----------------------------------------------------------------------------
