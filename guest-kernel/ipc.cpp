@@ -140,9 +140,14 @@ bool deliver_reply(Proc* dst, UserAddr where, Message& m) {
     return dst->as.copy_out(where, &m, kMsgSize);
 }
 
-int32_t do_ipc(Proc* caller, int32_t op, Endpoint e, UserAddr msg) {
+int32_t do_ipc(Proc* caller, int32_t op, Endpoint e, UserAddr msg, Endpoint src) {
     if (op <= 0 || op >= kNrIpcOps) return kEBadCall;
     if (!((caller->priv.trap_mask >> op) & 1)) return kETrapDenied;
+
+    if (op == kReplyRecv) {
+        int32_t r = do_ipc(caller, kSendNb, e, msg);
+        return r != kOk ? r : do_ipc(caller, kReceive, src, msg);
+    }
 
     if (op == kReceive) {
         if (e != kAny && !proc::is_valid_endpoint(e)) return kEBadSrcDst;

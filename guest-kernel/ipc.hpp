@@ -8,7 +8,8 @@ namespace kernel::ipc {
 // The system call: checks the trap mask, the endpoint and the send mask, then runs the
 // primitive. Returns the caller's result; a caller that blocks gets kOk (or an error
 // later, written into its saved rax when its partner dies).
-int32_t do_ipc(Proc* caller, int32_t op, Endpoint e, UserAddr msg);
+// src is the RECEIVE source of kReplyRecv (unused otherwise).
+int32_t do_ipc(Proc* caller, int32_t op, Endpoint e, UserAddr msg, Endpoint src = 0);
 
 // A notification from a kernel task (kClock, kSystem, kHardware) or a process.
 void notify(Proc* source, Proc* dst);

@@ -20,7 +20,7 @@ constexpr uint64_t slot_bit(Endpoint task) {
 constexpr uint64_t kMs = 1000000;
 
 constexpr uint32_t kAllTraps =
-    bit(kSend) | bit(kReceive) | bit(kSendRec) | bit(kNotify) | bit(kSendNb);
+    bit(kSend) | bit(kReceive) | bit(kSendRec) | bit(kNotify) | bit(kSendNb) | bit(kReplyRecv);
 constexpr uint32_t kAllCalls = ~0u;
 // Until PM exists, user programs exit, read the clock and ask who they are directly.
 constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo) |

@@ -44,6 +44,16 @@ inline int32_t sendrec(Endpoint e, Message* m) {
 inline int32_t notify(Endpoint e) {
     return ipc(ukvm::kernel::kNotify, e, nullptr);
 }
+// SENDNB m to dst, then RECEIVE from src into m (not MINIX; see ukvm/kernel.h). Like any
+// SENDNB reply, only for a client that waits in SENDREC.
+inline int32_t reply_recv(Endpoint dst, Endpoint src, Message* m) {
+    int64_t r;
+    asm volatile("syscall"
+                 : "=a"(r)
+                 : "a"(ukvm::kernel::kReplyRecv), "D"(dst), "S"(m), "d"(src)
+                 : "rcx", "r11", "memory");
+    return static_cast<int32_t>(r);
+}
 
 // SENDREC to SYSTEM: the IPC error, or the call's result (the reply's m_type).
 int32_t kernel_call(int32_t call, Message* m);

@@ -30,13 +30,21 @@ void safecopy(Message& m, Endpoint granter, bool to_grant) {
 }  // namespace
 
 int main(const char*) {
-    for (;;) {
-        Message m{};
-        if (user::receive(kAny, &m) != kOk || m.m_type == kNotifyMessage) continue;
+    Message m{};
+    int32_t received = user::receive(kAny, &m);
+    for (;; received = user::receive(kAny, &m)) {
+        // kEcho replies with REPLYRECV, which also waits for the next request.
+        while (received == kOk && m.m_type == proto::kEcho) {
+            Endpoint from = m.m_source;
+            m.m_source = 12345;  // the kernel must overwrite this
+            m.m_type = proto::kEchoReply;
+            received = user::reply_recv(from, kAny, &m);
+        }
+        if (received != kOk || m.m_type == kNotifyMessage) continue;
         Endpoint from = m.m_source;
         switch (m.m_type) {
-            case proto::kEcho:
-                m.m_source = 12345;  // the kernel must overwrite this
+            case proto::kEchoPlain:  // the MINIX way: SEND the reply, then RECEIVE again
+                m.m_source = 12345;
                 m.m_type = proto::kEchoReply;
                 user::send(from, &m);
                 break;
