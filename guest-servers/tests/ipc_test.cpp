@@ -96,13 +96,14 @@ bool test_user_privileges() {
     CHECK_EQ(user::send(u, &reply), kOk);
     CHECK_EQ(user::receive(u, &m), kOk);
     CHECK_EQ(m.m_type, proto::kReport);
-    CHECK_EQ(m.i64[0], kETrapDenied);  // NOTIFY
-    CHECK_EQ(m.i64[1], kETrapDenied);  // SEND
-    CHECK_EQ(m.i64[2], kETrapDenied);  // RECEIVE
-    CHECK_EQ(m.i64[3], kECallDenied);  // SENDREC to another user
-    CHECK_EQ(m.i64[4], kECallDenied);  // a kernel call outside its mask
-    CHECK_EQ(m.i64[5], kEFault);       // a message buffer in kernel memory
-    CHECK_EQ(m.i64[6], kOk);           // the VMM's time call
+    CHECK_EQ(m.i64[0], kETrapDenied);               // NOTIFY
+    CHECK_EQ(m.i64[1], kETrapDenied);               // SEND
+    CHECK_EQ(m.i64[2], kETrapDenied);               // RECEIVE
+    CHECK_EQ(m.i64[3], kECallDenied);               // SENDREC to another user
+    CHECK_EQ(m.i64[4], kECallDenied);               // a kernel call outside its mask
+    CHECK_EQ(m.i64[5], kEFault);                    // a message buffer in kernel memory
+    CHECK_EQ(static_cast<int32_t>(m.i64[6]), kOk);  // the VMM's time call
+    CHECK_EQ(static_cast<int32_t>(m.i64[6] >> 32), kETrapDenied);  // REPLYRECV
     reply = request(0);
     CHECK_EQ(user::send(u, &reply), kOk);  // its final report gets an (empty) reply
     // Let the other user exit normally.
@@ -239,7 +240,15 @@ bool test_deadlock_and_notready() {
     return check(false, "echo never blocked in SEND within 256 ms", __LINE__);
 }
 
+// Returns once echo is back in RECEIVE: it answers kEcho with REPLYRECV, which puts it
+// there atomically (after a plain SEND reply it may not be there yet when we run again).
+int32_t sync_echo() {
+    Message s = request(proto::kEcho);
+    return user::sendrec(g_echo, &s);
+}
+
 bool test_sendnb_to_a_receiver() {
+    CHECK_EQ(sync_echo(), kOk);
     Message m = request(proto::kEchoPlain, 42);
     CHECK_EQ(user::sendnb(g_echo, &m), kOk);  // echo waits in RECEIVE(ANY)
     CHECK_EQ(user::receive(g_echo, &m), kOk);
@@ -282,6 +291,37 @@ bool test_queued_sender_dies() {
         CHECK_EQ(user::receive(kAny, &m), kOk);
         CHECK(m.m_source != x);
     } while (m.m_source != kClock);
+    return true;
+}
+
+bool test_reply_recv() {
+    // The reply goes out (SENDNB), then we wait, here for our alarm; echo's answer to the
+    // "reply" stays queued until we ask for it. SENDNB needs echo in RECEIVE: after a
+    // SENDREC of kEcho it is (echo answers those with REPLYRECV, atomically back in
+    // RECEIVE), while after its plain SEND of kEchoPlain it may not be yet.
+    CHECK_EQ(sync_echo(), kOk);
+    Message m = request(proto::kEchoPlain, 8);
+    CHECK_EQ(user::reply_recv(g_echo, g_echo, &m), kOk);  // echo receives, then answers
+    CHECK_EQ(m.m_type, proto::kEchoReply);
+    CHECK_EQ(m.i64[0], 8);
+    CHECK_EQ(sync_echo(), kOk);
+    Message a{};
+    a.u64[0] = 2000000;
+    CHECK_EQ(user::kernel_call(kSysSetAlarm, &a), kOk);
+    m = request(proto::kEchoPlain, 9);
+    CHECK_EQ(user::reply_recv(g_echo, kClock, &m), kOk);
+    CHECK_EQ(m.m_source, kClock);
+    CHECK_EQ(user::receive(g_echo, &m), kOk);
+    CHECK_EQ(m.i64[0], 9);
+    // A dead reply target ends the call before the receive.
+    Endpoint dead = user::spawn("ipc_echo");
+    CHECK(dead > 0);
+    Message k{};
+    k.u64[0] = static_cast<uint64_t>(dead);
+    CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
+    uint64_t reason, detail;
+    CHECK(wait_child(dead, &reason, &detail));
+    CHECK_EQ(user::reply_recv(dead, kAny, &m), kEDeadSrcDst);
     return true;
 }
 
@@ -650,6 +690,7 @@ int main(const char*) {
     run("deadlock (ELOCKED) and SENDNB (ENOTREADY)", test_deadlock_and_notready);
     run("FIFO senders and selective receive", test_fifo_and_selective_receive);
     run("SENDNB to a receiver", test_sendnb_to_a_receiver);
+    run("REPLYRECV", test_reply_recv);
     run("notification before a queued message", test_notification_before_queued_message);
     run("a queued sender dies", test_queued_sender_dies);
     run("endpoint generations", test_generations);
