@@ -1,0 +1,239 @@
+// Domain XML <-> GuestConfig: the mapping both ways, and every rejection naming its element.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "vmm/libvirt/domain_xml.hpp"
+
+namespace ukvm::libvirt {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kFull = R"(<domain type='ukvm'>
+  <name>hello</name>
+  <uuid>6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b</uuid>
+  <title>A test</title>
+  <metadata>
+    <ukvm:modules xmlns:ukvm="https://ukvm.dev/xmlns/1">
+      <ukvm:module path="/guests/pm" args="pm --trace"/>
+      <ukvm:module path="/guests/vfs"/>
+    </ukvm:modules>
+    <app:info xmlns:app="https://example.org/app">kept</app:info>
+  </metadata>
+  <memory unit='MiB'>128</memory>
+  <currentMemory unit='KiB'>131072</currentMemory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64'>hvm</type>
+    <kernel>/guests/kernel.elf</kernel>
+    <cmdline>greeting=hello exit=0</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <memballoon model='none'/>
+  </devices>
+</domain>)";
+
+// Parses xml expecting a DomainXmlError; returns "CODE: message".
+std::string error_of(const std::string& xml) {
+    try {
+        parse_domain_xml(xml);
+    } catch (const DomainXmlError& e) {
+        return std::to_string(e.code()) + ": " + e.what();
+    }
+    ADD_FAILURE() << "accepted:\n" << xml;
+    return {};
+}
+
+// A minimal valid domain with `extra` inserted before </domain>.
+std::string minimal(const std::string& extra = "", const std::string& os_extra = "") {
+    return "<domain type='ukvm'><name>g</name><memory>65536</memory><os><type>hvm</type>"
+           "<kernel>/k.elf</kernel>" +
+           os_extra + "</os>" + extra + "</domain>";
+}
+
+TEST(DomainXml, ParsesEverythingItMaps) {
+    const DomainDefinition d = parse_domain_xml(kFull);
+    EXPECT_EQ(d.config.name, "hello");
+    EXPECT_EQ(format_uuid(d.uuid), "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b");
+    EXPECT_EQ(d.title, "A test");
+    EXPECT_EQ(d.config.memory_mib, 128u);
+    EXPECT_EQ(d.config.vcpus, 1u);
+    EXPECT_EQ(d.config.kernel, "/guests/kernel.elf");
+    EXPECT_EQ(d.config.cmdline, "greeting=hello exit=0");
+    ASSERT_EQ(d.config.modules.size(), 2u);
+    EXPECT_EQ(d.config.modules[0].path, "/guests/pm");
+    EXPECT_EQ(d.config.modules[0].args, "pm --trace");
+    EXPECT_EQ(d.config.modules[1].path, "/guests/vfs");
+    EXPECT_EQ(d.config.modules[1].args, "");
+    ASSERT_EQ(d.foreign_metadata.size(), 1u);
+    EXPECT_THAT(d.foreign_metadata[0], HasSubstr("https://example.org/app"));
+}
+
+TEST(DomainXml, FormatsAndParsesBackTheSameDefinition) {
+    const DomainDefinition d = parse_domain_xml(kFull);
+    const std::string xml = format_domain_xml(d, 7);
+    EXPECT_THAT(xml, HasSubstr("<domain type=\"ukvm\" id=\"7\">"));
+    EXPECT_THAT(xml, HasSubstr("<memory unit=\"KiB\">131072</memory>"));
+    EXPECT_THAT(xml, HasSubstr("<type arch=\"x86_64\">hvm</type>"));
+    EXPECT_THAT(xml, HasSubstr("<ukvm:module path=\"/guests/pm\" args=\"pm --trace\" />"));
+    EXPECT_THAT(xml, HasSubstr("<console type=\"pty\">"));
+    const DomainDefinition back = parse_domain_xml(xml);
+    EXPECT_EQ(back.config.name, d.config.name);
+    EXPECT_EQ(back.uuid, d.uuid);
+    EXPECT_EQ(back.config.memory_mib, d.config.memory_mib);
+    EXPECT_EQ(back.config.kernel, d.config.kernel);
+    EXPECT_EQ(back.config.cmdline, d.config.cmdline);
+    ASSERT_EQ(back.config.modules.size(), 2u);
+    EXPECT_EQ(back.config.modules[0].args, "pm --trace");
+    EXPECT_EQ(back.foreign_metadata, d.foreign_metadata);
+    EXPECT_EQ(format_domain_xml(back, 7), xml);
+    EXPECT_THAT(format_domain_xml(d), Not(HasSubstr("id=")));
+}
+
+TEST(DomainXml, EscapesTextAndAttributes) {
+    DomainDefinition d = parse_domain_xml(minimal());
+    d.config.cmdline = "a<b & \"c\"";
+    d.config.modules.push_back({"/m", "x='1' & <y>"});
+    const DomainDefinition back = parse_domain_xml(format_domain_xml(d));
+    EXPECT_EQ(back.config.cmdline, "a<b & \"c\"");
+    EXPECT_EQ(back.config.modules.at(0).args, "x='1' & <y>");
+}
+
+TEST(DomainXml, MemoryUnits) {
+    auto mib = [](const std::string& memory) {
+        return parse_domain_xml("<domain type='ukvm'><name>g</name>" + memory +
+                                "<os><type>hvm</type><kernel>/k</kernel></os></domain>")
+            .config.memory_mib;
+    };
+    EXPECT_EQ(mib("<memory>65536</memory>"), 64u);  // KiB by default
+    EXPECT_EQ(mib("<memory unit='KiB'>65536</memory>"), 64u);
+    EXPECT_EQ(mib("<memory unit='M'>32</memory>"), 32u);
+    EXPECT_EQ(mib("<memory unit='GiB'>1</memory>"), 1024u);
+    EXPECT_EQ(mib("<memory unit='b'>4194305</memory>"), 5u);  // rounded up to whole MiB
+    EXPECT_EQ(mib("<memory unit='MB'>100</memory>"), 96u);    // 100e6 bytes = 95.4 MiB
+}
+
+TEST(DomainXml, GeneratesAVersion4UuidWhenAbsent) {
+    const DomainDefinition a = parse_domain_xml(minimal());
+    const DomainDefinition b = parse_domain_xml(minimal());
+    EXPECT_NE(a.uuid, b.uuid);
+    EXPECT_EQ(a.uuid[6] >> 4, 4);
+    EXPECT_EQ(a.uuid[8] & 0xc0, 0x80);
+}
+
+TEST(DomainXml, InitrdBecomesAModule) {
+    const DomainDefinition d = parse_domain_xml(minimal("", "<initrd>/boot/init</initrd>"));
+    ASSERT_EQ(d.config.modules.size(), 1u);
+    EXPECT_EQ(d.config.modules[0].path, "/boot/init");
+}
+
+TEST(DomainXml, UuidParsing) {
+    EXPECT_TRUE(parse_uuid("6f1a2b3c4d5e4f608a7b9c0d1e2f3a4b"));
+    EXPECT_TRUE(parse_uuid("6F1A2B3C-4D5E-4F60-8A7B-9C0D1E2F3A4B"));
+    EXPECT_FALSE(parse_uuid("6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4"));
+    EXPECT_FALSE(parse_uuid("6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4g"));
+    EXPECT_FALSE(parse_uuid("6f1a2b3c+4d5e-4f60-8a7b-9c0d1e2f3a4b"));
+    EXPECT_EQ(error_of("<domain type='ukvm'><name>g</name><uuid>nope</uuid></domain>"),
+              "27: <uuid>: 'nope' is not a UUID");
+}
+
+TEST(DomainXml, MalformedXmlIsAnXmlError) {
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>g</name>"), HasSubstr("27: malformed"));
+    EXPECT_THAT(error_of(""), HasSubstr("27: "));
+    EXPECT_THAT(error_of("<network/>"), HasSubstr("27: expected a <domain> root element"));
+    EXPECT_THAT(error_of("<domain><name>g</name></domain>"), HasSubstr("27: <domain>: the type"));
+}
+
+TEST(DomainXml, MissingRequiredElements) {
+    EXPECT_EQ(error_of("<domain type='ukvm'><memory>65536</memory></domain>"),
+              "27: <name>: missing");
+    EXPECT_EQ(error_of("<domain type='ukvm'><name>g</name><os/></domain>"),
+              "27: <memory>: missing");
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>g</name><memory>65536</memory>"
+                         "<os><type>hvm</type></os></domain>"),
+                HasSubstr("27: <os><kernel>: missing"));
+}
+
+TEST(DomainXml, BadValuesNameTheElement) {
+    EXPECT_THAT(error_of(minimal("<vcpu>2</vcpu>")),
+                HasSubstr("67: <vcpu>: only 1 vCPU is supported"));
+    EXPECT_THAT(error_of(minimal("<vcpu>x</vcpu>")), HasSubstr("27: <vcpu>: expected an unsigned"));
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>a/b</name></domain>"),
+                HasSubstr("27: <name>: contains a character"));
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>..</name></domain>"),
+                HasSubstr("27: <name>: must not start with '.'"));
+    EXPECT_THAT(error_of(minimal("<currentMemory>1024</currentMemory>")),
+                HasSubstr("67: <currentMemory>: 1 MiB differs from <memory> (64 MiB)"));
+    EXPECT_THAT(error_of(minimal("<on_reboot>restart</on_reboot>")),
+                HasSubstr("67: <on_reboot>: 'restart' is not supported"));
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>g</name><memory unit='parsec'>1</memory>"
+                         "</domain>"),
+                HasSubstr("27: <memory>: unknown unit 'parsec'"));
+    EXPECT_THAT(
+        error_of("<domain type='ukvm'><name>g</name><memory unit='MiB'>1</memory></domain>"),
+        HasSubstr("67: <memory>: 1 MiB is out of range"));
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>g</name>"
+                         "<memory unit='TiB'>99999999999</memory></domain>"),
+                HasSubstr("27: <memory>: value is too large"));
+}
+
+TEST(DomainXml, OsTypeMustBeHvm) {
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>g</name><memory>65536</memory><os>"
+                         "<type>linux</type><kernel>/k</kernel></os></domain>"),
+                HasSubstr("67: <os><type>: 'linux' is not supported; ukvm guests are 'hvm'"));
+    EXPECT_THAT(error_of(minimal("", "<boot dev='hd'/>")), HasSubstr("67: <os><boot>"));
+    EXPECT_THAT(error_of("<domain type='ukvm'><name>g</name><memory>65536</memory><os>"
+                         "<type>hvm</type><kernel>k.elf</kernel></os></domain>"),
+                HasSubstr("27: <os><kernel>: 'k.elf' is not an absolute path"));
+    EXPECT_THAT(error_of("<domain type='xen'><name>g</name></domain>"),
+                HasSubstr("67: <domain type='xen'>"));
+}
+
+TEST(DomainXml, DevicesItCannotHonourAreConfigUnsupported) {
+    EXPECT_THAT(error_of(minimal("<devices><disk type='file'/></devices>")),
+                HasSubstr("67: <devices><disk>"));
+    EXPECT_THAT(error_of(minimal("<devices><interface type='network'/></devices>")),
+                HasSubstr("67: <devices><interface>"));
+    EXPECT_THAT(error_of(minimal("<devices><graphics type='vnc'/></devices>")),
+                HasSubstr("67: <devices><graphics>"));
+    EXPECT_THAT(error_of(minimal("<devices><console type='file'/></devices>")),
+                HasSubstr("67: <devices><console type='file'>"));
+    EXPECT_THAT(error_of(minimal("<devices><serial type='pty'><target port='1'/></serial>"
+                                 "</devices>")),
+                HasSubstr("67: <devices><serial><target port='1'>"));
+    EXPECT_THAT(error_of(minimal("<devices><memballoon model='virtio'/></devices>")),
+                HasSubstr("67: <devices><memballoon model='virtio'>"));
+    EXPECT_THAT(error_of(minimal("<features><acpi/></features>")), HasSubstr("67: <features>"));
+}
+
+TEST(DomainXml, UkvmMetadataIsChecked) {
+    EXPECT_THAT(error_of(minimal("<metadata><u:modules xmlns:u='https://ukvm.dev/xmlns/1'>"
+                                 "<u:module path='rel'/></u:modules></metadata>")),
+                HasSubstr("27: <metadata><ukvm:modules><ukvm:module> 0 path: 'rel' is not"));
+    EXPECT_THAT(error_of(minimal("<metadata><u:disks xmlns:u='https://ukvm.dev/xmlns/1'/>"
+                                 "</metadata>")),
+                HasSubstr("67: <metadata>: unknown ukvm element <u:disks>"));
+    EXPECT_THAT(error_of(minimal("<metadata><u:modules xmlns:u='https://ukvm.dev/xmlns/1'>"
+                                 "<u:module path='/m'/></u:modules></metadata>",
+                                 "<initrd>/i</initrd>")),
+                HasSubstr("27: <os><initrd>: use either"));
+    // Any prefix works; what matters is the namespace.
+    const DomainDefinition d =
+        parse_domain_xml(minimal("<metadata><x:modules xmlns:x='https://ukvm.dev/xmlns/1'>"
+                                 "<x:module path='/m' args='a'/></x:modules></metadata>"));
+    ASSERT_EQ(d.config.modules.size(), 1u);
+    EXPECT_EQ(d.config.modules[0].args, "a");
+}
+
+TEST(DomainXml, CmdlineLimit) {
+    EXPECT_THAT(error_of(minimal("", "<cmdline>" + std::string(4097, 'x') + "</cmdline>")),
+                HasSubstr("27: <os><cmdline>: is 4097 bytes long, the limit is 4096"));
+}
+
+}  // namespace
+}  // namespace ukvm::libvirt
