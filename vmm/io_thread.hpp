@@ -58,12 +58,23 @@ void set_ioeventfd(Vm& vm, std::uint64_t gpa, std::uint32_t len, int fd, bool as
 // resample_fd is -1).
 void set_irqfd(Vm& vm, std::uint32_t gsi, int fd, int resample_fd, bool assign);
 
+// How a device's interrupt reaches the IOAPIC input (see docs/virtio.md, "Threads").
+enum class IrqTrigger {
+    // A pulse per interrupt: for a guest that programs the input edge-triggered. One
+    // delivery per interrupt, nothing on the EOI path; what ukvm's guests use.
+    Edge,
+    // Asserted until the guest's EOI, re-asserted while the ISR is still set (KVM irqfd
+    // resampling): for a guest that programs the input level-triggered, like PCI INTx.
+    Level,
+};
+
 // A virtio-pci device's connection to KVM and the I/O thread: one eventfd per queue (an
-// ioeventfd on its notify register, re-registered when the guest moves BAR0) and one
-// level-triggered irqfd with resampling, so the line follows the ISR like real INTx.
+// ioeventfd on its notify register, re-registered when the guest moves BAR0) and one irqfd
+// on its IOAPIC input.
 class VirtioKvmLink : public VirtioPci::Host {
 public:
-    VirtioKvmLink(Vm& vm, std::uint32_t gsi, std::uint16_t num_queues);
+    VirtioKvmLink(Vm& vm, std::uint32_t gsi, std::uint16_t num_queues,
+                  IrqTrigger trigger = IrqTrigger::Edge);
     ~VirtioKvmLink() override;
 
     // Registers the eventfds with the I/O thread, which then drives `transport`.
