@@ -38,8 +38,8 @@ bool load_segment(const uint8_t* image, const ProgramHeader& ph, AddressSpace& a
                    image + ph.offset + (lo - ph.vaddr), hi - lo);
         // A page shared by two segments is mapped twice; the second mapping wins.
         unsigned flags = AddressSpace::kOwned |
-                         (ph.flags & kPfWrite ? AddressSpace::kWritable : 0) |
-                         (ph.flags & kPfExec ? AddressSpace::kExecutable : 0);
+                         (ph.flags & kPfWrite ? unsigned{AddressSpace::kWritable} : 0u) |
+                         (ph.flags & kPfExec ? unsigned{AddressSpace::kExecutable} : 0u);
         if (!as.map(va, frame, flags)) {
             frames::free(frame);
             return false;

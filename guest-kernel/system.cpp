@@ -129,8 +129,8 @@ int32_t sys_mapanon(Proc* caller, Message& m) {
         va = caller->heap_va;
     }
     if (!caller->as.unmapped(va, len)) return pick ? kENoMem : kEBusy;
-    unsigned flags = (m.u64[2] & kMapWritable ? AddressSpace::kWritable : 0) |
-                     (m.u64[2] & kMapExecutable ? AddressSpace::kExecutable : 0);
+    unsigned flags = (m.u64[2] & kMapWritable ? unsigned{AddressSpace::kWritable} : 0u) |
+                     (m.u64[2] & kMapExecutable ? unsigned{AddressSpace::kExecutable} : 0u);
     if (!caller->as.map_zeroed(va, len, flags)) {
         caller->as.unmap(va, len);
         return kENoMem;
