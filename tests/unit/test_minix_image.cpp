@@ -625,6 +625,31 @@ TEST_F(MinixImageTest, ExtractRefusesZonesSharedIntoABomb) {
     EXPECT_LT(fs::file_size(path("out/hello")), 4 * M);
 }
 
+// Symlinks already in the target directory are replaced or refused, never followed.
+TEST_F(MinixImageTest, ExtractNeverWritesThroughExistingSymlinks) {
+    const fs::path p = make_tree("links.img");
+    const fs::path out = path("out"), outside = path("outside");
+    fs::create_directories(out);
+    fs::create_directories(outside);
+    std::ofstream(outside / "victim") << "untouched";
+    fs::create_symlink(outside / "victim", out / "hello");  // the image has a file "hello"
+    std::ostringstream sink;
+    ASSERT_EQ(ukvm::image_extract(p, out, sink, sink), 0);
+    EXPECT_FALSE(fs::is_symlink(out / "hello"));
+    EXPECT_EQ(fs::file_size(out / "hello"), hello_.size());
+    std::ifstream victim(outside / "victim");
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(victim), {}), "untouched");
+
+    // The image's directory "a" where the host has a symlink to elsewhere: refused.
+    force_remove(out);
+    fs::create_directories(out);
+    fs::create_directory_symlink(outside, out / "a");
+    EXPECT_THAT(error_of([&] { ukvm::image_extract(p, out, sink, sink); }),
+                HasSubstr("cannot open directory"));
+    EXPECT_FALSE(fs::exists(outside / "b"));
+    EXPECT_FALSE(fs::exists(outside / "link"));
+}
+
 TEST_F(MinixImageTest, ExtractAndLsShowTheTree) {
     const fs::path p = make_tree("show.img");
     std::ostringstream out, err;
