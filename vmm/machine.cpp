@@ -49,6 +49,7 @@ constexpr auto kWatchdogQuiet = std::chrono::seconds(1);
 constexpr int kWatchdogPollMs = 250;
 
 constexpr std::uint64_t kRflagsIf = 1u << 9;
+constexpr char kHaltedWithInterruptsOff[] = "guest halted with interrupts disabled";
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -153,6 +154,14 @@ void dump_vcpu(Vcpu& vcpu) {
     }
 }
 
+// What a kicked vCPU found about itself.
+enum class Liveness {
+    Unknown,  // not reported yet
+    Alive,    // running, or halted with interrupts on (a timer or device can wake it)
+    Dead,     // halted with IF=0: only an NMI/INIT from another vCPU can wake it
+    Parked,   // an AP never started (waiting for INIT/SIPI)
+};
+
 class Machine {
 public:
     Machine(const GuestConfig& config, const RunOptions& options);
@@ -163,14 +172,15 @@ private:
         std::unique_ptr<Vcpu> vcpu;
         std::thread thread;
         std::atomic<pthread_t> handle{};
-        std::atomic<std::int64_t> in_run_since_ns{0};  // 0 while outside KVM_RUN
-        std::atomic<bool> check_halt{false};           // the watchdog kicked this vCPU
+        std::atomic<std::int64_t> in_run_since_ns{0};     // 0 while outside KVM_RUN
+        std::atomic<bool> check_halt{false};              // the watchdog kicked this vCPU
+        std::atomic<Liveness> report{Liveness::Unknown};  // the answer to that kick
         std::atomic<bool> exited{false};
     };
 
     void vcpu_thread(VcpuSlot& slot);
     bool handle_exit(Vcpu& vcpu);  // false: the VM is over
-    bool halted_with_interrupts_off(Vcpu& vcpu);
+    static Liveness liveness(Vcpu& vcpu);
     void request_exit(int status, std::string reason);
     bool ended() const { return ended_.load(std::memory_order_acquire); }
     void kick(VcpuSlot& slot);
@@ -197,6 +207,7 @@ private:
     HypercallPort hypercall_port_;
     std::vector<std::unique_ptr<VcpuSlot>> vcpus_;
 
+    bool watchdog_pending_ = false;  // main thread only
     std::atomic<bool> ended_{false};
     std::mutex exit_mutex_;
     int exit_status_ = 0;
@@ -295,11 +306,8 @@ void Machine::vcpu_thread(VcpuSlot& slot) {
             if (!exited) {
                 std::atomic_ref<std::uint8_t>(vcpu.run_state().immediate_exit).store(0);
                 if (ended()) break;
-                if (slot.check_halt.exchange(false) && halted_with_interrupts_off(vcpu)) {
-                    dump_vcpu(vcpu);
-                    request_exit(kExitGuestFault, "guest halted with interrupts disabled");
-                    break;
-                }
+                // The main thread decides once every vCPU has answered.
+                if (slot.check_halt.exchange(false)) slot.report.store(liveness(vcpu));
                 continue;
             }
             if (!handle_exit(vcpu)) break;
@@ -312,8 +320,16 @@ void Machine::vcpu_thread(VcpuSlot& slot) {
     [[maybe_unused]] ssize_t n = ::write(done_.get(), &one, sizeof one);
 }
 
-bool Machine::halted_with_interrupts_off(Vcpu& vcpu) {
-    return vcpu.mp_state().mp_state == KVM_MP_STATE_HALTED && !(vcpu.regs().rflags & kRflagsIf);
+Liveness Machine::liveness(Vcpu& vcpu) {
+    switch (vcpu.mp_state().mp_state) {
+        case KVM_MP_STATE_HALTED:
+            return (vcpu.regs().rflags & kRflagsIf) ? Liveness::Alive : Liveness::Dead;
+        case KVM_MP_STATE_UNINITIALIZED:
+        case KVM_MP_STATE_INIT_RECEIVED:
+            return Liveness::Parked;
+        default:
+            return Liveness::Alive;
+    }
 }
 
 bool Machine::handle_exit(Vcpu& vcpu) {
@@ -353,7 +369,7 @@ bool Machine::handle_exit(Vcpu& vcpu) {
             // Only without an in-kernel LAPIC; handled the same way for completeness.
             if (!(vcpu.regs().rflags & kRflagsIf)) {
                 dump_vcpu(vcpu);
-                request_exit(kExitGuestFault, "guest halted with interrupts disabled");
+                request_exit(kExitGuestFault, kHaltedWithInterruptsOff);
                 return false;
             }
             return true;
@@ -406,16 +422,40 @@ bool Machine::handle_exit(Vcpu& vcpu) {
     }
 }
 
+// The guest is hung when every vCPU is halted with interrupts off or was never started: then
+// nothing (no timer, no device, no other vCPU) can wake any of them. A vCPU that has not
+// exited to user space for a second is only a candidate; it is kicked out of KVM_RUN to
+// report its state, and the verdict waits until all vCPUs have reported.
 void Machine::watchdog() {
+    if (watchdog_pending_) {
+        bool any_dead = false, all_stuck = true;
+        for (auto& slot : vcpus_) {
+            const Liveness l = slot->report.load();
+            if (l == Liveness::Unknown) {
+                if (slot->check_halt.load()) kick(*slot);  // not answered yet: ask again
+                return;
+            }
+            any_dead = any_dead || l == Liveness::Dead;
+            all_stuck = all_stuck && (l == Liveness::Dead || l == Liveness::Parked);
+        }
+        watchdog_pending_ = false;
+        if (any_dead && all_stuck) {
+            request_exit(kExitGuestFault, kHaltedWithInterruptsOff);
+        }
+        return;
+    }
     const std::int64_t now = now_ns();
     const std::int64_t quiet = std::chrono::nanoseconds(kWatchdogQuiet).count();
     for (auto& slot : vcpus_) {
         const std::int64_t since = slot->in_run_since_ns.load();
-        if (since == 0 || now - since < quiet || slot->check_halt.load()) continue;
-        // In the kernel for a second: halted, spinning, or (APs) waiting for SIPI. Look.
+        if (since == 0 || now - since < quiet) return;  // this one talks to the VMM
+    }
+    for (auto& slot : vcpus_) {
+        slot->report.store(Liveness::Unknown);
         slot->check_halt.store(true);
         kick(*slot);
     }
+    watchdog_pending_ = true;
 }
 
 void Machine::stop_vcpus() {
@@ -474,6 +514,11 @@ int Machine::run() {
         if (!ended()) watchdog();
     }
     stop_vcpus();
+    if (exit_reason_ == kHaltedWithInterruptsOff) {
+        for (auto& slot : vcpus_) {
+            if (slot->report.load() == Liveness::Dead) dump_vcpu(*slot->vcpu);
+        }
+    }
     input.reset();
     raw.reset();
 

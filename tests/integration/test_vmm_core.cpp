@@ -191,6 +191,19 @@ TEST_F(VmmCore, CliHltIsDetected) {
     EXPECT_LT(took, std::chrono::seconds(5));
 }
 
+// With a second vCPU that was never started, the boot vCPU in cli; hlt still hangs the VM.
+TEST_F(VmmCore, CliHltWithAParkedSecondVcpuIsDetected) {
+    GuestConfig c = config(image(kCliHlt));
+    c.vcpus = 2;
+    testing::internal::CaptureStderr();
+    const int status = run_guest(c);
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(status, kExitGuestFault);
+    EXPECT_NE(err.find("halted with interrupts disabled"), std::string::npos) << err;
+    EXPECT_NE(err.find("vCPU 0 registers"), std::string::npos) << err;
+    EXPECT_EQ(err.find("vCPU 1 registers"), std::string::npos) << err;  // parked, not dead
+}
+
 TEST_F(VmmCore, I8042ResetEndsWithStatusZero) {
     EXPECT_EQ(run_guest(config(image(kI8042Reset))), 0);
 }
