@@ -73,6 +73,7 @@ constexpr Policy kPolicies[] = {
     {"ipc_echo", kServerPriv},
     {"ipc_bench", kServerPriv},
     {"idle", kServerPriv},  // sleeps through CLOCK alarms: needs RECEIVE
+    {"fuzz", kServerPriv},  // throws every kind of call at the kernel
 };
 
 }  // namespace

@@ -62,14 +62,16 @@ protected:
     }
 
     // Writes a config booting the kernel with the given programs as modules.
-    fs::path config(const std::vector<std::string>& modules, const std::string& cmdline = "") {
+    fs::path config(const std::vector<std::string>& modules, const std::string& cmdline = "",
+                    const std::string& first_args = "") {
         const fs::path file = dir_ / "guest.toml";
         std::ofstream out(file);
         out << "name = \"kernel-test\"\nmemory = 64\nvcpus = 1\n";
         out << "kernel = \"" << kernel_image().string() << "\"\n";
         out << "cmdline = \"" << cmdline << "\"\n";
-        for (const auto& m : modules)
-            out << "[[module]]\npath = \"" << program(m).string() << "\"\nargs = \"\"\n";
+        for (size_t i = 0; i < modules.size(); ++i)
+            out << "[[module]]\npath = \"" << program(modules[i]).string() << "\"\nargs = \""
+                << (i == 0 ? first_args : "") << "\"\n";
         out << "[console]\noutput = \"stdout\"\n";
         return file;
     }
@@ -104,6 +106,17 @@ TEST_F(KernelBoot, DeadlockIsDetected) {
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, kStatusDeadlock) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("deadlock"));
+}
+
+TEST_F(KernelBoot, RandomCallsDoNotHurtTheKernel) {
+    ASSERT_TRUE(fs::exists(program("fuzz")));
+    for (const char* seed : {"1", "2"}) {
+        const ProcessResult r = run_ukvm(config({"fuzz"}, "", std::string("2000 ") + seed));
+        ASSERT_FALSE(r.timed_out) << describe(r);
+        EXPECT_EQ(r.status, 0) << describe(r);
+        EXPECT_THAT(r.out, HasSubstr("fuzz: 2000 random calls survived; time call 0"));
+        EXPECT_THAT(r.out, ::testing::Not(HasSubstr("panic")));
+    }
 }
 
 TEST_F(KernelBoot, IpcSuitePassesOnQemu) {
