@@ -479,6 +479,39 @@ TEST_F(VirtioPciTest, MisbehavingQueueNeedsResetAndStops) {
     EXPECT_TRUE(transport.status() & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
+TEST_F(VirtioPciTest, ResetAfterNeedsResetRecovers) {
+    negotiate(1ull << 32);
+    ASSERT_TRUE(driver.init(mem.at(kRing), kRing, 16));
+    setup_queue(16, driver.desc_addr(), driver.avail_addr(), driver.used_addr());
+    set_common(VIRTIO_PCI_COMMON_STATUS, 1 | 2 | 8 | 4, 1);
+    driver.descriptors()[0] = {0x9000, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1};
+    driver.descriptors()[1] = {0x9000, 16, 0, 0};  // readable after writable
+    driver.avail()->ring[0] = 0;
+    driver.avail()->idx = 1;
+    transport.process_queue(0);
+    ASSERT_TRUE(transport.status() & VIRTIO_CONFIG_S_NEEDS_RESET);
+
+    // The driver resets and starts over with fresh rings: requests work again.
+    set_common(VIRTIO_PCI_COMMON_STATUS, 0, 1);
+    EXPECT_EQ(common(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0u);
+    EXPECT_EQ(common(VIRTIO_PCI_COMMON_Q_SIZE, 2), 256u);
+    EXPECT_EQ(common(VIRTIO_PCI_COMMON_GF, 4), 0u);
+    negotiate(1ull << 32);
+    ASSERT_TRUE(driver.init(mem.at(kRing), kRing, 16));
+    setup_queue(16, driver.desc_addr(), driver.avail_addr(), driver.used_addr());
+    set_common(VIRTIO_PCI_COMMON_STATUS, 1 | 2 | 8 | 4, 1);
+    virtio_blk_outhdr h{VIRTIO_BLK_T_IN, 0, 0};
+    mem.write(0x8000, &h, sizeof h);
+    ukvm::virtio::DriverBuffer bufs[] = {
+        {0x8000, 16, false}, {0x9000, 512, true}, {0xA000, 1, true}};
+    driver.add(bufs, 3);
+    driver.publish();
+    mem.at(0xA000)[0] = 0xEE;
+    transport.process_queue(0);
+    EXPECT_EQ(mem.at(0xA000)[0], VIRTIO_BLK_S_OK);
+    EXPECT_EQ(transport.status(), 1 | 2 | 8 | 4);
+}
+
 TEST_F(VirtioPciTest, QueueLayoutIsFrozenOnceEnabled) {
     negotiate(1ull << 32);
     ASSERT_TRUE(driver.init(mem.at(kRing), kRing, 16));
@@ -532,6 +565,25 @@ TEST_F(VirtioPciTest, PciConfigAccessWindow) {
     const std::uint8_t ack[4] = {1, 0, 0, 0};
     transport.config_write(at + 16, ack);
     EXPECT_EQ(transport.status(), 1);
+}
+
+// GuestRam: the VMM's accessor refuses what GuestMemory does not hold.
+TEST(GuestRam, ChecksEveryRange) {
+    ukvm::GuestMemory memory(2 << 20);
+    GuestRam ram(memory);
+    std::uint8_t b[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    EXPECT_TRUE(ram.write(0x1000, b, 8));
+    std::uint8_t out[8] = {};
+    EXPECT_TRUE(ram.read(0x1000, out, 8));
+    EXPECT_EQ(std::memcmp(b, out, 8), 0);
+    EXPECT_EQ(ram.host(0x1000, 8), memory.span(0x1000, 8).data());
+    EXPECT_FALSE(ram.contains((2 << 20) - 4, 8));
+    EXPECT_FALSE(ram.read((2 << 20) - 4, out, 8));
+    EXPECT_FALSE(ram.write((2 << 20) - 4, b, 8));
+    EXPECT_EQ(ram.host((2 << 20) - 4, 8), nullptr);
+    EXPECT_FALSE(ram.read(0xFFFFFFFFFFFFFFFCull, out, 8));  // wraps
+    EXPECT_EQ(ram.host(0x1000, 0), nullptr);                // nothing to point at
+    EXPECT_TRUE(ram.read(0xDEAD0000, out, 0));              // touches nothing
 }
 
 // The I/O thread runs a handler when its eventfd fires, off the calling thread, and stops.
