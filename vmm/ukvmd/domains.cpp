@@ -1,0 +1,304 @@
+#include "vmm/ukvmd/domains.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <sstream>
+#include <system_error>
+
+#include "vmm/config.hpp"
+#include "vmm/machine.hpp"
+#include "vmm/ukvmd/guest_toml.hpp"
+
+namespace ukvm::ukvmd {
+namespace {
+
+using libvirt::format_uuid;
+namespace err = libvirt::err;
+
+std::string now_utc() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    return buf;
+}
+
+Fd open_log(const std::filesystem::path& path) {
+    Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid())
+        throw std::system_error(errno, std::generic_category(), "open " + path.string());
+    return fd;
+}
+
+}  // namespace
+
+Domains::Domains(StateDir& dir, std::string ukvm_binary, EventLoop& loop)
+    : dir_(dir), ukvm_binary_(std::move(ukvm_binary)), loop_(loop) {}
+
+void Domains::load() {
+    for (const std::string& name : dir_.defined_names()) {
+        try {
+            const auto xml = read_small_file(dir_.definition(name));
+            if (!xml) continue;
+            auto d = std::make_unique<Domain>();
+            d->def = libvirt::parse_domain_xml(*xml);
+            if (d->def.config.name != name) {
+                spdlog::warn("{}: names domain '{}', skipped", dir_.definition(name).string(),
+                             d->def.config.name);
+                continue;
+            }
+            d->autostart = std::filesystem::exists(dir_.autostart_flag(name));
+            // A guest an earlier ukvmd started: "PID STARTTIME LOGOFFSET".
+            if (const auto pid_text = read_small_file(dir_.pid_file(name))) {
+                std::istringstream in(*pid_text);
+                long pid = 0;
+                std::uint64_t start = 0, offset = 0;
+                if (in >> pid >> start >> offset) {
+                    d->process = GuestProcess::adopt(static_cast<pid_t>(pid), start);
+                }
+                if (d->process) {
+                    d->id = next_id_++;
+                    d->state = state::kRunning;
+                    d->reason = state::kRunningUnknown;
+                    d->started = std::chrono::steady_clock::now();
+                    d->console_offset = offset;
+                    spdlog::info("domain '{}': ukvm process {} still running, adopted", name, pid);
+                } else {
+                    remove_file(dir_.pid_file(name));
+                }
+            }
+            domains_.push_back(std::move(d));
+            if (domains_.back()->process) watch(*domains_.back());
+        } catch (const std::exception& e) {
+            spdlog::error("domain '{}' not loaded: {}", name, e.what());
+        }
+    }
+    for (auto& d : domains_) {
+        if (!d->autostart || d->running()) continue;
+        try {
+            start(*d);
+            spdlog::info("domain '{}' autostarted", d->name());
+        } catch (const std::exception& e) {
+            spdlog::error("domain '{}' autostart failed: {}", d->name(), e.what());
+        }
+    }
+}
+
+Domain& Domains::define(std::string_view xml) {
+    libvirt::DomainDefinition def;
+    try {
+        def = libvirt::parse_domain_xml(xml);
+    } catch (const libvirt::DomainXmlError& e) {
+        throw DomainError(e.code(), e.what());
+    }
+    Domain* same_uuid = by_uuid(def.uuid);
+    Domain* same_name = by_name(def.config.name);
+    if (same_uuid != nullptr && same_uuid != same_name) {
+        throw DomainError(err::kOperationFailed, "domain '" + same_uuid->name() +
+                                                     "' already has uuid " + format_uuid(def.uuid));
+    }
+    if (same_name != nullptr && same_uuid == nullptr) {
+        throw DomainError(err::kDomainExists, "domain '" + same_name->name() +
+                                                  "' already exists with uuid " +
+                                                  format_uuid(same_name->def.uuid));
+    }
+    write_file_atomically(dir_.definition(def.config.name), libvirt::format_domain_xml(def));
+    if (same_uuid != nullptr) {
+        // A redefinition: a running guest keeps its configuration until it next starts.
+        same_uuid->def = std::move(def);
+        same_uuid->persistent = true;
+        return *same_uuid;
+    }
+    auto d = std::make_unique<Domain>();
+    d->def = std::move(def);
+    domains_.push_back(std::move(d));
+    return *domains_.back();
+}
+
+void Domains::undefine(Domain& d) {
+    if (!d.persistent) {
+        throw DomainError(err::kOperationInvalid, "cannot undefine transient domain");
+    }
+    remove_file(dir_.autostart_flag(d.name()));
+    remove_file(dir_.definition(d.name()));
+    d.persistent = false;
+    d.autostart = false;
+    // A running domain stays until it stops, as libvirt does.
+    if (!d.running()) forget(d);
+}
+
+void Domains::forget(Domain& d) {
+    std::erase_if(domains_, [&](const auto& p) { return p.get() == &d; });
+}
+
+void Domains::start(Domain& d) {
+    if (d.running()) throw DomainError(err::kOperationInvalid, "domain is already running");
+    GuestConfig config = d.def.config;
+    config.console.output = ConsoleOutput::Stdout;  // the log file, via ukvm's stdout
+    config.console.input = ConsoleInput::None;
+    const auto toml_path = dir_.run_config(d.name());
+    write_file_atomically(toml_path, to_guest_toml(config));
+    // The same checks `ukvm run` makes, here, so the client sees a missing kernel at once.
+    try {
+        load_config(toml_path);
+    } catch (const ConfigError& e) {
+        throw DomainError(err::kOperationFailed, std::string("cannot start: ") + e.what());
+    }
+    Fd log = open_log(dir_.log(d.name()));
+    const std::string header = "--- ukvmd: starting '" + d.name() + "' at " + now_utc() + " ---\n";
+    (void)!::write(log.get(), header.data(), header.size());
+    const off_t offset = ::lseek(log.get(), 0, SEEK_END);
+    try {
+        d.process = GuestProcess::spawn(ukvm_binary_, toml_path, log.get());
+    } catch (const std::system_error& e) {
+        throw DomainError(err::kOperationFailed, std::string("cannot start: ") + e.what());
+    }
+    d.console_offset = offset < 0 ? 0 : static_cast<std::uint64_t>(offset);
+    d.id = next_id_++;
+    d.state = state::kRunning;
+    d.reason = state::kRunningBooted;
+    d.stop_requested = Domain::Stop::None;
+    d.started = std::chrono::steady_clock::now();
+    try {
+        write_file_atomically(dir_.pid_file(d.name()), std::to_string(d.process->pid()) + " " +
+                                                           std::to_string(d.process->start_time()) +
+                                                           " " + std::to_string(d.console_offset) +
+                                                           "\n");
+    } catch (const std::exception& e) {
+        // The guest runs; only a daemon restart would lose track of it.
+        spdlog::warn("domain '{}': {}", d.name(), e.what());
+    }
+    watch(d);
+    spdlog::info("domain '{}' started: id {}, pid {}", d.name(), d.id, d.process->pid());
+}
+
+void Domains::watch(Domain& d) {
+    const libvirt::Uuid uuid = d.def.uuid;
+    d.watch = loop_.add(d.process->pidfd(), EPOLLIN, [this, uuid](std::uint32_t) {
+        Domain* dom = by_uuid(uuid);
+        if (dom == nullptr || !dom->process) return;
+        if (auto exit = dom->process->reap()) handle_exit(*dom, *exit);
+    });
+}
+
+void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
+    loop_.remove(d.watch);
+    d.watch = 0;
+    int reason = state::kShutoffUnknown;
+    std::string how;
+    if (!exit.known) {
+        how = "ended (adopted process: exit status unknown)";
+        reason = state::kShutoffUnknown;
+    } else if (exit.signaled) {
+        how = "killed by signal " + std::to_string(exit.code);
+        reason = state::kShutoffCrashed;
+    } else {
+        how = "exited with status " + std::to_string(exit.code);
+        if (exit.code == kExitGuestFault) {
+            reason = state::kShutoffCrashed;
+        } else if (exit.code == kExitVmmError || exit.code == kExitUsage) {
+            reason = state::kShutoffFailed;
+        } else {
+            reason = state::kShutoffShutdown;
+        }
+    }
+    if (d.stop_requested == Domain::Stop::Destroy) reason = state::kShutoffDestroyed;
+    if (d.stop_requested == Domain::Stop::Shutdown) reason = state::kShutoffShutdown;
+    d.process.reset();
+    d.id = -1;
+    d.state = state::kShutoff;
+    d.reason = reason;
+    d.last_exit = how;
+    d.stop_requested = Domain::Stop::None;
+    append_log(d, "--- ukvmd: '" + d.name() + "' " + how + " at " + now_utc() + " ---\n");
+    try {
+        remove_file(dir_.pid_file(d.name()));
+    } catch (const std::exception& e) {
+        spdlog::warn("domain '{}': {}", d.name(), e.what());
+    }
+    spdlog::info("domain '{}' {}", d.name(), how);
+    if (on_stopped) on_stopped(d);
+    if (!d.persistent) forget(d);
+}
+
+void Domains::append_log(const Domain& d, const std::string& line) {
+    try {
+        Fd log = open_log(dir_.log(d.name()));
+        (void)!::write(log.get(), line.data(), line.size());
+    } catch (const std::exception& e) {
+        spdlog::warn("domain '{}': {}", d.name(), e.what());
+    }
+}
+
+void Domains::shutdown(Domain& d) {
+    if (!d.running()) throw DomainError(err::kOperationInvalid, "domain is not running");
+    d.stop_requested = Domain::Stop::Shutdown;
+    d.process->signal(SIGTERM);
+}
+
+void Domains::destroy(Domain& d) {
+    if (!d.running()) throw DomainError(err::kOperationInvalid, "domain is not running");
+    d.stop_requested = Domain::Stop::Destroy;
+    d.process->signal(SIGKILL);
+    // SIGKILL is prompt; wait for it so the domain is shut off when destroy returns.
+    pollfd p{d.process->pidfd(), POLLIN, 0};
+    for (int tries = 0; tries < 50; ++tries) {
+        if (::poll(&p, 1, 100) > 0) break;
+    }
+    if (auto exit = d.process->reap()) {
+        handle_exit(d, *exit);
+    } else {
+        throw DomainError(err::kOperationFailed, "the ukvm process did not die after SIGKILL");
+    }
+}
+
+void Domains::set_autostart(Domain& d, bool autostart) {
+    if (!d.persistent) {
+        throw DomainError(err::kOperationInvalid, "cannot set autostart for transient domain");
+    }
+    if (autostart) {
+        write_file_atomically(dir_.autostart_flag(d.name()), "");
+    } else {
+        remove_file(dir_.autostart_flag(d.name()));
+    }
+    d.autostart = autostart;
+}
+
+Domain* Domains::by_uuid(const libvirt::Uuid& uuid) {
+    for (auto& d : domains_) {
+        if (d->def.uuid == uuid) return d.get();
+    }
+    return nullptr;
+}
+
+Domain* Domains::by_name(std::string_view name) {
+    for (auto& d : domains_) {
+        if (d->name() == name) return d.get();
+    }
+    return nullptr;
+}
+
+Domain* Domains::by_id(int id) {
+    if (id <= 0) return nullptr;
+    for (auto& d : domains_) {
+        if (d->id == id) return d.get();
+    }
+    return nullptr;
+}
+
+std::vector<Domain*> Domains::all() {
+    std::vector<Domain*> v;
+    for (auto& d : domains_) v.push_back(d.get());
+    return v;
+}
+
+}  // namespace ukvm::ukvmd

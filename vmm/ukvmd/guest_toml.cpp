@@ -1,0 +1,55 @@
+#include "vmm/ukvmd/guest_toml.hpp"
+
+#include <toml++/toml.h>
+#include <sstream>
+
+namespace ukvm::ukvmd {
+
+std::string to_guest_toml(const GuestConfig& config) {
+    // toml++ does the quoting, so names, paths and command lines cannot break the syntax.
+    toml::table root{
+        {"name", config.name},
+        {"memory", static_cast<std::int64_t>(config.memory_mib)},
+        {"vcpus", static_cast<std::int64_t>(config.vcpus)},
+        {"kernel", config.kernel.string()},
+        {"cmdline", config.cmdline},
+    };
+    if (!config.modules.empty()) {
+        toml::array modules;
+        for (const ModuleConfig& m : config.modules) {
+            modules.push_back(toml::table{{"path", m.path.string()}, {"args", m.args}});
+        }
+        root.insert("module", std::move(modules));
+    }
+    toml::table console;
+    switch (config.console.output) {
+        case ConsoleOutput::Stdout:
+            console.insert("output", "stdout");
+            break;
+        case ConsoleOutput::Null:
+            console.insert("output", "null");
+            break;
+        case ConsoleOutput::File:
+            console.insert("output", "file");
+            console.insert("file", config.console.file.string());
+            break;
+    }
+    switch (config.console.input) {
+        case ConsoleInput::Auto:
+            console.insert("input", "auto");
+            break;
+        case ConsoleInput::Stdin:
+            console.insert("input", "stdin");
+            break;
+        case ConsoleInput::None:
+            console.insert("input", "none");
+            break;
+    }
+    root.insert("console", std::move(console));
+    std::ostringstream out;
+    out << "# Written by ukvmd from the domain definition; changes here are overwritten.\n"
+        << root << "\n";
+    return out.str();
+}
+
+}  // namespace ukvm::ukvmd
