@@ -32,8 +32,18 @@ bool check_eq(int64_t a, int64_t b, const char* what, int line) {
         if (!check_eq((a), (b), #a " == " #b, __LINE__)) return false; \
     } while (0)
 
+// A test that finds the host cannot show what it checks sets this (with the reason).
+const char* g_skip_reason = nullptr;
+int g_skipped = 0;
+
 void run(const char* name, bool (*test)()) {
+    g_skip_reason = nullptr;
     bool ok = test();
+    if (ok && g_skip_reason) {
+        ++g_skipped;
+        print("SKIP %s (%s)\n", name, g_skip_reason);
+        return;
+    }
     ++(ok ? g_passed : g_failed);
     print("%s %s\n", ok ? "PASS" : "FAIL", name);
 }
@@ -152,6 +162,24 @@ bool test_fault_write_text() {
 }
 bool test_fault_execute_stack() {
     return fault_case(user::spawn("fault"), proto::kExecuteStack, 14);
+}
+bool test_fault_sse() {
+    // With CR0.EM set SSE instructions raise #UD. PVM runs ring 3 under the host's CR0,
+    // so there the instruction just runs (and the program exits with 99).
+    Endpoint child = user::spawn("fault");
+    Message m{};
+    CHECK_EQ(user::receive(child, &m), kOk);
+    Message reply = request(0, proto::kSse);
+    CHECK_EQ(user::send(child, &reply), kOk);
+    uint64_t reason = 0, detail = 0;
+    CHECK(wait_child(child, &reason, &detail));
+    if (reason == kExitNormal && detail == 99) {
+        g_skip_reason = "the host ignores CR0.EM in ring 3: SSE runs unsaved";
+        return true;
+    }
+    CHECK_EQ(reason, kExitFault);
+    CHECK_EQ(detail, 6);
+    return true;
 }
 bool test_fault_unmapped() {
     return fault_case(user::spawn("fault"), proto::kUnmapped, 14);
@@ -683,6 +711,7 @@ int main(const char*) {
     run("fault: write to text", test_fault_write_text);
     run("fault: unmapped address", test_fault_unmapped);
     run("fault: execute the stack (NX)", test_fault_execute_stack);
+    run("fault: SSE instruction (no FPU state)", test_fault_sse);
     run("bad calls", test_bad_calls);
     run("sendrec echo", test_sendrec_echo);
     run("send then receive", test_send_then_receive);
@@ -703,6 +732,7 @@ int main(const char*) {
     run("IRQ as a notification (COM1)", test_irq_notification);
     run("device memory mapping (IOAPIC)", test_map_device_memory);
     measure();
+    if (g_skipped) print("(%d skipped)\n", g_skipped);
     print("%d passed, %d failed\n", g_passed, g_failed);
     user::halt(g_failed ? 1 : 0);
 }

@@ -31,6 +31,7 @@ enum Fault : int64_t {
     kUnmapped = 5,
     kExitNormally = 6,
     kExecuteStack = 7,
+    kSse = 8,
 };
 
 }  // namespace proto

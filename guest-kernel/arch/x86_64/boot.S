@@ -32,7 +32,9 @@ _start:
     jnc 1f
     or $EFER_NXE, %eax
 1:  wrmsr
-    mov $(CR0_PE | CR0_PG | CR0_WP | CR0_MP | CR0_ET), %eax
+    // CR0.EM: the kernel keeps no FPU/SSE state, so using it faults instead of
+    // silently sharing registers between processes.
+    mov $(CR0_PE | CR0_PG | CR0_WP | CR0_EM | CR0_ET), %eax
     mov %eax, %cr0
     lgdt gdt_pointer
     ljmp $SEL_KCODE, $long_entry

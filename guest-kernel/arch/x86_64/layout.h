@@ -11,6 +11,7 @@
 
 #define CR0_PE 0x1
 #define CR0_MP 0x2
+#define CR0_EM 0x4                 /* no FPU/SSE: such instructions fault (#UD/#NM) */
 #define CR0_ET 0x10
 #define CR0_WP 0x10000
 #define CR0_PG 0x80000000
