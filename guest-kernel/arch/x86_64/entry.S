@@ -191,3 +191,13 @@ idle_regs: .skip REGS_SIZE
 .align 8
 .globl syscall_user_rsp
 syscall_user_rsp: .quad 0
+
+// (vector, handler) pairs for idt.cpp.
+.section .rodata
+.align 8
+.globl vector_table, vector_table_end
+vector_table:
+.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,128
+    .quad \v, vector_\v
+.endr
+vector_table_end:

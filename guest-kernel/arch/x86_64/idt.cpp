@@ -5,20 +5,13 @@
 #include "arch/x86_64/layout.h"
 #include "lib.hpp"
 
-#define VECTORS(X)                                                                                \
-    X(0)                                                                                          \
-    X(1)                                                                                          \
-    X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) X(17) X(18) \
-        X(19) X(20) X(21) X(32) X(33) X(34) X(35) X(36) X(37) X(38) X(39) X(40) X(41) X(42) X(43) \
-            X(44) X(45) X(46) X(47) X(48) X(49) X(50) X(51) X(52) X(53) X(54) X(55) X(56) X(57)   \
-                X(58) X(59) X(60) X(61) X(62) X(63) X(128)
-
-extern "C" {
-#define DECLARE(n) void vector_##n();
-VECTORS(DECLARE)
-#undef DECLARE
-void spurious_interrupt();
-}
+// entry.S: the stubs' addresses by vector.
+struct VectorEntry {
+    uint64_t vector;
+    void (*handler)();
+};
+extern "C" const VectorEntry vector_table[], vector_table_end[];
+extern "C" void spurious_interrupt();
 
 namespace kernel::idt {
 
@@ -34,7 +27,7 @@ static_assert(sizeof(Gate) == 16);
 
 Gate g_idt[256];
 
-void set(int vector, void (*handler)(), int dpl = 0) {
+void set(uint64_t vector, void (*handler)(), int dpl) {
     auto a = reinterpret_cast<uintptr_t>(handler);
     g_idt[vector] = {static_cast<uint16_t>(a),
                      SEL_KCODE,
@@ -48,10 +41,9 @@ void set(int vector, void (*handler)(), int dpl = 0) {
 }  // namespace
 
 void init() {
-#define SET(n) set(n, vector_##n, n == VECTOR_INT80 ? 3 : 0);
-    VECTORS(SET)
-#undef SET
-    set(0xff, spurious_interrupt);
+    for (const VectorEntry* e = vector_table; e != vector_table_end; ++e)
+        set(e->vector, e->handler, e->vector == VECTOR_INT80 ? 3 : 0);
+    set(0xff, spurious_interrupt, 0);
     struct [[gnu::packed]] {
         uint16_t limit;
         uint64_t base;
