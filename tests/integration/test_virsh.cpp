@@ -1,0 +1,513 @@
+// ukvmd driven by the real libvirt clients: Debian's virsh and python3-libvirt talk to a
+// private ukvmd (temporary socket and state directory) through libvirt's remote driver.
+// Skipped, with the reason, without virsh, /dev/kvm or the guest images.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/process.hpp"
+#include "vmm/libvirt/rpc_packet.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ukvm::test::describe;
+using ukvm::test::ProcessResult;
+using ukvm::test::run_process;
+
+const fs::path kGuestDir = UKVM_GUEST_DIR;
+const fs::path kUkvmd = fs::path(UKVM_BINARY).parent_path() / "ukvmd";
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+    std::ofstream(p, std::ios::binary) << text;
+}
+
+// An idle guest (the guest kernel and the `idle` program) that stays up for ten minutes.
+std::string idle_xml(const std::string& name, int memory_mib = 32) {
+    return "<domain type='ukvm'><name>" + name + "</name><memory unit='MiB'>" +
+           std::to_string(memory_mib) + "</memory><os><type>hvm</type><kernel>" +
+           (kGuestDir / "guest-kernel/kernel.elf").string() +
+           "</kernel><cmdline>quiet=0</cmdline></os><metadata>"
+           "<ukvm:modules xmlns:ukvm='https://ukvm.dev/xmlns/1'><ukvm:module path='" +
+           (kGuestDir / "guest-servers/idle").string() +
+           "' args='600000'/></ukvm:modules></metadata>"
+           "<devices><console type='pty'><target port='0'/></console></devices></domain>";
+}
+
+// A private ukvmd: started in SetUp-like fashion, stopped (and every guest it started
+// killed) when the fixture ends.
+class Daemon {
+public:
+    Daemon(fs::path dir) : dir_(std::move(dir)) {}
+    ~Daemon() { stop(); }
+
+    fs::path socket() const { return dir_ / "sock"; }
+    fs::path state() const { return dir_ / "state"; }
+    fs::path log() const { return dir_ / "ukvmd.log"; }
+
+    // Starts ukvmd and waits for its read-write socket to accept connections.
+    ::testing::AssertionResult start() {
+        const std::string log_path = log().string();
+        std::vector<std::string> args = {kUkvmd.string(), "--socket",       socket().string(),
+                                         "--state-dir",   state().string(), "--ukvm",
+                                         UKVM_BINARY,     "--log-level",    "debug"};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+        for (int i = 0; i < 100; ++i) {
+            if (can_connect()) return ::testing::AssertionSuccess();
+            int status;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return ::testing::AssertionFailure() << "ukvmd exited:\n" << read_file(log());
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        return ::testing::AssertionFailure() << "ukvmd did not listen:\n" << read_file(log());
+    }
+
+    // SIGTERM, as an administrator stopping the service; guests keep running.
+    void stop() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        for (int i = 0; i < 100; ++i) {
+            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                return;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+    // pid of the ukvm process running `name`, from ukvmd's run file; -1 if none.
+    pid_t guest_pid(const std::string& name) const {
+        std::istringstream in(read_file(state() / "run" / (name + ".pid")));
+        long pid = -1;
+        in >> pid;
+        return static_cast<pid_t>(pid);
+    }
+
+    // Kills every guest process this daemon's state still lists (test cleanup).
+    void kill_guests() const {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(state() / "run", ec)) {
+            if (e.path().extension() != ".pid") continue;
+            const pid_t pid = guest_pid(e.path().stem().string());
+            if (pid > 1) ::kill(pid, SIGKILL);
+        }
+    }
+
+    bool can_connect() const {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, socket().c_str(), sizeof addr.sun_path - 1);
+        const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        ::close(fd);
+        return ok;
+    }
+
+private:
+    fs::path dir_;
+    pid_t pid_ = -1;
+};
+
+class VirshTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (::access("/usr/bin/virsh", X_OK) != 0) GTEST_SKIP() << "virsh is not installed";
+        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable";
+        for (const char* f :
+             {"guest-kernel/kernel.elf", "guest-servers/idle", "tests/guests/hello.elf"}) {
+            if (!fs::exists(kGuestDir / f))
+                GTEST_SKIP() << "guest image " << kGuestDir / f << " not built";
+        }
+        static std::atomic<int> counter{0};
+        // Short: unix socket paths are limited to 107 bytes.
+        dir_ = fs::path("/tmp") /
+               ("ukvmd-t" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+        daemon_ = std::make_unique<Daemon>(dir_);
+        ASSERT_TRUE(daemon_->start());
+    }
+    void TearDown() override {
+        if (daemon_) {
+            daemon_->kill_guests();
+            daemon_->stop();
+            if (HasFailure()) std::cerr << "--- ukvmd log ---\n" << read_file(daemon_->log());
+        }
+        std::error_code ec;
+        if (!dir_.empty()) fs::remove_all(dir_, ec);
+    }
+
+    std::string uri(bool read_only_socket = false) const {
+        return "ukvm+unix:///system?socket=" + daemon_->socket().string() +
+               (read_only_socket ? "-ro" : "");
+    }
+
+    ProcessResult virsh(std::vector<std::string> args, bool read_only_socket = false) {
+        args.insert(args.begin(), {"virsh", "-c", uri(read_only_socket)});
+        ukvm::test::ProcessOptions options;
+        options.timeout = 30s;
+        return run_process(args, options);
+    }
+
+    // Polls `virsh domstate --reason` until it prints `want` (e.g. "shut off (shutdown)").
+    ::testing::AssertionResult wait_state(const std::string& name, const std::string& want) {
+        std::string last;
+        for (int i = 0; i < 100; ++i) {
+            const ProcessResult r = virsh({"domstate", "--reason", name});
+            last = r.out + r.err;
+            if (r.status == 0 && r.out.find(want) != std::string::npos) {
+                return ::testing::AssertionSuccess();
+            }
+            std::this_thread::sleep_for(100ms);
+        }
+        return ::testing::AssertionFailure()
+               << name << " never reached '" << want << "', last: " << last;
+    }
+
+    fs::path write_xml(const std::string& name, const std::string& xml) {
+        const fs::path p = dir_ / (name + ".xml");
+        write_file(p, xml);
+        return p;
+    }
+
+    fs::path dir_;
+    std::unique_ptr<Daemon> daemon_;
+};
+
+TEST_F(VirshTest, VersionHostnameNodeinfo) {
+    ProcessResult r = virsh({"version"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("Using API: ukvm"));
+    EXPECT_THAT(r.out, HasSubstr("Running hypervisor: ukvm 0.1.0"));
+    r = virsh({"hostname"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    EXPECT_EQ(r.out, std::string(host) + "\n\n");  // virsh adds an empty line
+    r = virsh({"nodeinfo"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("CPU model:           x86_64"));
+    EXPECT_THAT(r.out, HasSubstr("CPU(s):              " +
+                                 std::to_string(std::thread::hardware_concurrency()) + "\n"));
+}
+
+TEST_F(VirshTest, LifecycleOfALongRunningGuest) {
+    const fs::path xml = write_xml("idle", idle_xml("idle"));
+    ProcessResult r = virsh({"define", xml.string()});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("Domain 'idle' defined from " + xml.string()));
+    EXPECT_TRUE(fs::exists(daemon_->state() / "domains/idle.xml"));
+
+    r = virsh({"list", "--all"});
+    EXPECT_THAT(r.out, testing::ContainsRegex(" -  +idle +shut off")) << describe(r);
+    r = virsh({"list"});
+    EXPECT_THAT(r.out, Not(HasSubstr("idle"))) << describe(r);
+
+    r = virsh({"start", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("Domain 'idle' started"));
+    r = virsh({"list"});
+    EXPECT_THAT(r.out, testing::ContainsRegex(" [0-9]+ +idle +running")) << describe(r);
+    EXPECT_TRUE(wait_state("idle", "running (booted)"));
+    r = virsh({"start", "idle"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_THAT(r.err, HasSubstr("Domain is already active")) << describe(r);
+
+    r = virsh({"dominfo", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, testing::ContainsRegex("Name: +idle"));
+    EXPECT_THAT(r.out, testing::ContainsRegex("OS Type: +hvm"));
+    EXPECT_THAT(r.out, testing::ContainsRegex("State: +running"));
+    EXPECT_THAT(r.out, testing::ContainsRegex("CPU\\(s\\): +1"));
+    EXPECT_THAT(r.out, testing::ContainsRegex("Max memory: +32768 KiB"));
+    EXPECT_THAT(r.out, testing::ContainsRegex("Persistent: +yes"));
+    EXPECT_THAT(r.out, testing::ContainsRegex("Autostart: +disable"));
+
+    // dumpxml round trip: the XML virsh prints defines the same domain again.
+    r = virsh({"dumpxml", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, testing::ContainsRegex("<domain type=\"ukvm\" id=\"[0-9]+\">"));
+    EXPECT_THAT(r.out, HasSubstr("<kernel>" + (kGuestDir / "guest-kernel/kernel.elf").string()));
+    EXPECT_THAT(r.out, HasSubstr("args=\"600000\""));
+    const std::string dumped = r.out;
+    const fs::path again = write_xml("again", dumped);
+    r = virsh({"define", again.string()});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = virsh({"dumpxml", "idle"});
+    EXPECT_EQ(r.out, dumped);
+
+    r = virsh({"autostart", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(fs::exists(daemon_->state() / "domains/idle.autostart"));
+    EXPECT_THAT(virsh({"dominfo", "idle"}).out, testing::ContainsRegex("Autostart: +enable"));
+    EXPECT_THAT(virsh({"list", "--all", "--autostart"}).out, HasSubstr("idle"));
+    r = virsh({"autostart", "--disable", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_FALSE(fs::exists(daemon_->state() / "domains/idle.autostart"));
+
+    r = virsh({"shutdown", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("Domain 'idle' is being shutdown"));
+    EXPECT_TRUE(wait_state("idle", "shut off (shutdown)"));
+    EXPECT_THAT(read_file(daemon_->state() / "logs/idle.log"), HasSubstr("boot modules loaded"));
+
+    r = virsh({"undefine", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("Domain 'idle' has been undefined"));
+    EXPECT_FALSE(fs::exists(daemon_->state() / "domains/idle.xml"));
+    r = virsh({"list", "--all"});
+    EXPECT_THAT(r.out, Not(HasSubstr("idle"))) << describe(r);
+    r = virsh({"dominfo", "idle"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_THAT(r.err, HasSubstr("failed to get domain 'idle'"));
+}
+
+// The example shipped in configs/ boots the hello guest, which prints and exits by itself.
+TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
+    std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/hello-domain.xml");
+    for (std::size_t at; (at = xml.find("/opt/ukvm")) != std::string::npos;) {
+        xml.replace(at, 9, kGuestDir.string());
+    }
+    const fs::path file = write_xml("hello", xml);
+    ProcessResult r = virsh({"define", file.string()});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = virsh({"start", "hello"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(wait_state("hello", "shut off (shutdown)"));
+    const std::string log = read_file(daemon_->state() / "logs/hello.log");
+    EXPECT_THAT(log, HasSubstr("Hello from ukvm guest"));
+    EXPECT_THAT(log, HasSubstr("cmdline: \"greeting=hello exit=0\""));
+    EXPECT_THAT(log, HasSubstr("'hello' exited with status 0"));
+}
+
+TEST_F(VirshTest, DestroyAndAKilledGuestAreReportedOthersKeepRunning) {
+    for (const char* name : {"a", "b", "c"}) {
+        ASSERT_EQ(virsh({"define", write_xml(name, idle_xml(name)).string()}).status, 0);
+        ProcessResult r = virsh({"start", name});
+        ASSERT_EQ(r.status, 0) << describe(r);
+    }
+    const pid_t b = daemon_->guest_pid("b");
+    ASSERT_GT(b, 1);
+    ASSERT_EQ(::kill(b, SIGKILL), 0);
+    EXPECT_TRUE(wait_state("b", "shut off (crashed)"));
+    ProcessResult r = virsh({"destroy", "c"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("Domain 'c' destroyed"));
+    r = virsh({"domstate", "--reason", "c"});
+    EXPECT_THAT(r.out, HasSubstr("shut off (destroyed)")) << describe(r);
+    EXPECT_TRUE(wait_state("a", "running"));
+    EXPECT_THAT(read_file(daemon_->state() / "logs/b.log"), HasSubstr("killed by signal 9"));
+    r = virsh({"list"});
+    EXPECT_THAT(r.out, HasSubstr(" a "));
+    EXPECT_THAT(r.out, Not(HasSubstr(" b ")));
+}
+
+TEST_F(VirshTest, RestartedDaemonFindsRunningGuests) {
+    ASSERT_EQ(virsh({"define", write_xml("idle", idle_xml("idle")).string()}).status, 0);
+    ASSERT_EQ(virsh({"start", "idle"}).status, 0);
+    const pid_t pid = daemon_->guest_pid("idle");
+    ASSERT_GT(pid, 1);
+    daemon_->stop();
+    EXPECT_EQ(::kill(pid, 0), 0) << "the guest died with the daemon";
+    ASSERT_TRUE(daemon_->start());
+    EXPECT_TRUE(wait_state("idle", "running"));
+    ProcessResult r = virsh({"list"});
+    EXPECT_THAT(r.out, testing::ContainsRegex(" [0-9]+ +idle +running")) << describe(r);
+    r = virsh({"destroy", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(wait_state("idle", "shut off (destroyed)"));
+}
+
+TEST_F(VirshTest, ReadOnlySocketRefusesMutations) {
+    ASSERT_EQ(virsh({"define", write_xml("idle", idle_xml("idle")).string()}).status, 0);
+    // Without -r the client library does not refuse by itself: the daemon must.
+    ProcessResult r = virsh({"define", write_xml("other", idle_xml("other")).string()}, true);
+    EXPECT_NE(r.status, 0);
+    EXPECT_THAT(r.err, HasSubstr("read only access prevents virDomainDefineXML")) << describe(r);
+    r = virsh({"start", "idle"}, true);
+    EXPECT_THAT(r.err, HasSubstr("read only access prevents virDomainCreate")) << describe(r);
+    r = virsh({"undefine", "idle"}, true);
+    EXPECT_NE(r.status, 0) << describe(r);
+    r = virsh({"list", "--all"}, true);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("idle"));
+    EXPECT_THAT(r.out, Not(HasSubstr("other")));
+    r = virsh({"dominfo", "idle"}, true);
+    EXPECT_EQ(r.status, 0) << describe(r);
+
+    namespace stdfs = std::filesystem;
+    EXPECT_EQ(stdfs::status(daemon_->socket()).permissions() & stdfs::perms::all,
+              stdfs::perms::owner_read | stdfs::perms::owner_write);
+}
+
+TEST_F(VirshTest, UnsupportedXmlIsRejectedNamingTheElement) {
+    std::string xml = idle_xml("disky");
+    xml.insert(xml.find("</devices>"), "<disk type='file' device='disk'/>");
+    ProcessResult r = virsh({"define", write_xml("disky", xml).string()});
+    EXPECT_NE(r.status, 0);
+    EXPECT_THAT(r.err, HasSubstr("unsupported configuration: <devices><disk>")) << describe(r);
+    r = virsh({"define", write_xml("bad", "<domain type='ukvm'><name>x</name>").string()});
+    EXPECT_THAT(r.err, HasSubstr("XML error: malformed domain XML")) << describe(r);
+    EXPECT_THAT(virsh({"list", "--all"}).out, Not(HasSubstr("disky")));
+}
+
+// A raw client: sends bytes, reads one packet back.
+class RawClient {
+public:
+    explicit RawClient(const fs::path& socket) {
+        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        timeval tv{5, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    ~RawClient() { ::close(fd_); }
+    bool connected() const { return connected_; }
+    void send(const std::vector<std::uint8_t>& bytes) {
+        (void)!::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    }
+    void call(std::uint32_t proc, std::uint32_t serial, const std::vector<std::uint8_t>& args = {},
+              std::uint32_t prog = ukvm::libvirt::kRemoteProgram) {
+        ukvm::libvirt::Header h;
+        h.prog = prog;
+        h.proc = proc;
+        h.serial = serial;
+        send(ukvm::libvirt::encode_packet(h, args));
+    }
+    // The next packet, or nothing if the daemon closed the connection (or timed out).
+    std::optional<ukvm::libvirt::Packet> receive() {
+        ukvm::libvirt::PacketAssembler a;
+        for (;;) {
+            if (auto p = a.next()) return p;
+            std::uint8_t buf[4096];
+            const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n <= 0) return std::nullopt;
+            a.feed(std::span(buf, static_cast<std::size_t>(n)));
+        }
+    }
+
+private:
+    int fd_ = -1;
+    bool connected_ = false;
+};
+
+TEST_F(VirshTest, MalformedPacketsCloseOnlyTheirConnection) {
+    ASSERT_EQ(virsh({"define", write_xml("idle", idle_xml("idle")).string()}).status, 0);
+    ASSERT_EQ(virsh({"start", "idle"}).status, 0);
+    RawClient good(daemon_->socket());
+    ASSERT_TRUE(good.connected());
+    good.call(66, 0);  // AUTH_LIST
+    auto reply = good.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->header.type, ukvm::libvirt::MessageType::Reply);
+    EXPECT_EQ(reply->header.status, ukvm::libvirt::MessageStatus::Ok);
+
+    const std::vector<std::vector<std::uint8_t>> attacks = {
+        {0xff, 0xff, 0xff, 0xff},                                      // oversized length
+        {0x00, 0x00, 0x00, 0x04},                                      // length below the header
+        {0x00, 0x00, 0x00, 0x1c, 1, 2, 3, 4, 0, 0, 0, 1, 0, 0, 0, 66,  // unknown program
+         0,    0,    0,    0,    0, 0, 0, 0, 0, 0, 0, 0},
+        {0x00, 0x00, 0x00, 0x1c, 0x20, 0x00, 0x80, 0x86, 0, 0, 0, 1, 0, 0, 0, 66,  // bad type
+         0,    0,    0,    9,    0,    0,    0,    0,    0, 0, 0, 0},
+    };
+    for (const auto& attack : attacks) {
+        RawClient bad(daemon_->socket());
+        ASSERT_TRUE(bad.connected());
+        bad.send(attack);
+        EXPECT_FALSE(bad.receive()) << "connection survived a malformed packet";
+    }
+    {
+        // Truncated arguments: SUPPORTS_FEATURE without its int.
+        RawClient bad(daemon_->socket());
+        bad.call(60, 0, {0, 0});
+        EXPECT_FALSE(bad.receive());
+    }
+    // An unknown procedure is an error reply, not a disconnect.
+    good.call(1, 1, {0, 0, 0, 0, 0, 0, 0, 0});  // CONNECT_OPEN(NULL, 0)
+    ASSERT_TRUE(good.receive());
+    good.call(99999, 2);
+    reply = good.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->header.status, ukvm::libvirt::MessageStatus::Error);
+    const auto error = ukvm::libvirt::decode_error(reply->payload);
+    EXPECT_EQ(error.code, 39);
+    EXPECT_EQ(error.message, "unknown procedure: 99999");
+    // Keepalive PING gets a PONG.
+    ukvm::libvirt::Header ping{
+        ukvm::libvirt::kKeepaliveProgram,    1, 1,
+        ukvm::libvirt::MessageType::Message, 0, ukvm::libvirt::MessageStatus::Ok};
+    good.send(ukvm::libvirt::encode_packet(ping, {}));
+    reply = good.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->header.prog, ukvm::libvirt::kKeepaliveProgram);
+    EXPECT_EQ(reply->header.proc, 2u);
+    // The first connection, other clients and the guest are unaffected.
+    good.call(3, 3);  // CONNECT_GET_TYPE
+    reply = good.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->header.status, ukvm::libvirt::MessageStatus::Ok);
+    EXPECT_TRUE(wait_state("idle", "running"));
+}
+
+TEST_F(VirshTest, PythonLibvirtClient) {
+    if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+    const ProcessResult probe = run_process({"/usr/bin/python3", "-c", "import libvirt"});
+    if (probe.status != 0) GTEST_SKIP() << "python3-libvirt is not installed";
+    const fs::path xml = write_xml("py", idle_xml("py"));
+    ukvm::test::ProcessOptions options;
+    options.timeout = 60s;
+    const ProcessResult r = run_process(
+        {"/usr/bin/python3", std::string(UKVM_SOURCE_DIR) + "/tests/integration/virsh_client.py",
+         daemon_->socket().string(), xml.string()},
+        options);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    for (const char* step :
+         {"ok: open ukvm", "ok: define py", "ok: list py", "ok: lookup", "ok: missing domain",
+          "ok: start", "ok: console", "ok: destroy", "ok: undefine"}) {
+        EXPECT_THAT(r.out, HasSubstr(step));
+    }
+}
+
+}  // namespace
