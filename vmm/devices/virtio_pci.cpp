@@ -98,8 +98,7 @@ std::uint8_t VirtioPci::status() const {
 }
 
 bool VirtioPci::interrupt_pending() const {
-    std::lock_guard lock(mutex_);
-    return isr_ != 0;
+    return isr_.load() != 0;
 }
 
 std::string VirtioPci::needs_reset_reason() const {
@@ -159,11 +158,15 @@ void VirtioPci::decode_changed() {
 }
 
 void VirtioPci::bar_read(int bar, std::uint64_t offset, std::span<std::uint8_t> data) {
-    std::lock_guard lock(mutex_);
     if (bar != 0) {
         std::fill(data.begin(), data.end(), 0xFF);
         return;
     }
+    if (offset == vp::kIsrOffset) {
+        bar_access(offset, data, false);  // atomic; see isr_
+        return;
+    }
+    std::lock_guard lock(mutex_);
     bar_access(offset, data, false);
 }
 
@@ -186,10 +189,7 @@ void VirtioPci::bar_access(std::uint64_t offset, std::span<std::uint8_t> data, b
         }
     } else if (offset == vp::kIsrOffset) {
         // Reading the ISR acknowledges it (4.1.4.5).
-        if (!write && !data.empty()) {
-            data[0] = isr_;
-            isr_ = 0;
-        }
+        if (!write && !data.empty()) data[0] = isr_.exchange(0);
     } else if (offset >= vp::kDeviceOffset && offset < vp::kNotifyOffset) {
         const auto cfg = device_.config_bytes();
         const std::uint64_t at = offset - vp::kDeviceOffset;
@@ -336,7 +336,7 @@ void VirtioPci::needs_reset(const std::string& why) {
 }
 
 void VirtioPci::interrupt(std::uint8_t isr_bits) {
-    isr_ |= isr_bits;
+    isr_.fetch_or(isr_bits);
     if (!(config_.command() & pci::kCommandIntxDisable)) host_.raise_interrupt();
 }
 

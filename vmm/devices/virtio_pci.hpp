@@ -11,6 +11,7 @@
 // thread; one mutex covers the transport and its device.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -118,7 +119,9 @@ private:
     std::uint32_t driver_feature_select_ = 0;
     std::uint64_t driver_features_ = 0;
     std::uint8_t status_ = 0;
-    std::uint8_t isr_ = 0;
+    // Outside the mutex: the guest's interrupt handler reads (and clears) it without
+    // waiting for a request the I/O thread is in the middle of.
+    std::atomic<std::uint8_t> isr_{0};
     std::uint16_t queue_select_ = 0;
     std::string needs_reset_reason_;
 };
