@@ -126,7 +126,7 @@ public:
         reject_unknown_keys(
             root_, "",
             {"name", "memory", "vcpus", "kernel", "cmdline", "module", "console", "disk", "net"});
-        for (std::string_view reserved : {"disk", "net"}) {
+        for (std::string_view reserved : {"net"}) {
             if (const toml::node* n = root_.get(reserved)) {
                 fail(*n, reserved,
                      "[[" + std::string(reserved) + "]] devices are not supported yet");
@@ -144,6 +144,7 @@ public:
         }
         if (const toml::node* n = root_.get("module")) config.modules = read_modules(*n);
         if (const toml::node* n = root_.get("console")) config.console = read_console(*n);
+        if (const toml::node* n = root_.get("disk")) config.disks = read_disks(*n);
         return config;
     }
 
@@ -323,6 +324,95 @@ private:
             modules.push_back(std::move(module));
         }
         return modules;
+    }
+
+    bool read_bool(const toml::node& n, std::string_view key) const {
+        const auto* b = n.as_boolean();
+        if (b == nullptr) wrong_type(n, key, "a boolean");
+        return b->get();
+    }
+
+    std::vector<DiskConfig> read_disks(const toml::node& n) const {
+        const auto* array = n.as_array();
+        if (array == nullptr) wrong_type(n, "disk", "an array of tables ([[disk]])");
+        if (array->size() > kMaxDisks) {
+            fail(n, "disk",
+                 std::to_string(array->size()) + " disks given, the limit is " +
+                     std::to_string(kMaxDisks));
+        }
+        std::vector<DiskConfig> disks;
+        std::vector<std::pair<dev_t, ino_t>> seen;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const std::string key = "disk[" + std::to_string(i) + "]";
+            const toml::table& table = read_table(*array->get(i), key);
+            reject_unknown_keys(table, key, {"path", "read_only", "serial"});
+            DiskConfig disk;
+            if (const toml::node* ro = table.get("read_only")) {
+                disk.read_only = read_bool(*ro, key + ".read_only");
+            }
+            const std::string path_key = key + ".path";
+            const toml::node& path = require(table, "path", path_key);
+            disk.path = read_disk_image(path, path_key, disk.read_only);
+            // Two disks on one image would corrupt it (and the image lock refuses it later).
+            struct stat st {};
+            if (::stat(disk.path.c_str(), &st) == 0) {
+                const auto id = std::make_pair(st.st_dev, st.st_ino);
+                const auto it = std::find(seen.begin(), seen.end(), id);
+                if (it != seen.end()) {
+                    fail(path, path_key,
+                         "'" + disk.path.string() + "' is already disk[" +
+                             std::to_string(it - seen.begin()) + "]");
+                }
+                seen.push_back(id);
+            }
+            if (const toml::node* serial = table.get("serial")) {
+                disk.serial = read_serial(*serial, key + ".serial");
+            }
+            disks.push_back(std::move(disk));
+        }
+        return disks;
+    }
+
+    // A disk image: a regular file or block device the VMM can read, and write unless the
+    // disk is read-only.
+    fs::path read_disk_image(const toml::node& n, std::string_view key, bool read_only) const {
+        const fs::path path = read_path(n, key);
+        const std::string quoted = "'" + path.string() + "'";
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) {
+            const int err = errno;
+            if (err == ENOENT || err == ENOTDIR) {
+                fail(n, key, "disk image " + quoted + " does not exist");
+            }
+            fail(n, key, "cannot access " + quoted + ": " + errno_text(err));
+        }
+        if (S_ISDIR(st.st_mode)) fail(n, key, quoted + " is a directory, not a disk image");
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+            fail(n, key, quoted + " is not a regular file or block device");
+        }
+        const FileDescriptor fd(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+        if (fd.get() < 0) {
+            const int err = errno;
+            if (read_only)
+                fail(n, key, "disk image " + quoted + " is not readable: " + errno_text(err));
+            fail(n, key,
+                 "disk image " + quoted + " is not writable: " + errno_text(err) +
+                     " (set read_only = true to use it read-only)");
+        }
+        return path;
+    }
+
+    std::string read_serial(const toml::node& n, std::string_view key) const {
+        const std::string& s = read_string(n, key);
+        if (s.size() > kMaxDiskSerialBytes) {
+            fail(n, key,
+                 "is " + std::to_string(s.size()) + " bytes long, the limit is " +
+                     std::to_string(kMaxDiskSerialBytes));
+        }
+        for (char c : s) {
+            if (c < 0x20 || c > 0x7e) fail(n, key, "may only contain printable ASCII characters");
+        }
+        return s;
     }
 
     ConsoleConfig read_console(const toml::node& n) const {

@@ -29,6 +29,13 @@ struct ConsoleConfig {
     ConsoleInput input = ConsoleInput::Auto;
 };
 
+// A virtio-blk disk backed by a raw image file.
+struct DiskConfig {
+    std::filesystem::path path;  // absolute; exists, readable (and writable unless read_only)
+    bool read_only = false;
+    std::string serial;  // the device ID (GET_ID), at most 20 printable ASCII characters
+};
+
 struct GuestConfig {
     std::filesystem::path source;  // the config file itself (empty when built in code)
     std::string name;
@@ -38,10 +45,13 @@ struct GuestConfig {
     std::string cmdline;
     std::vector<ModuleConfig> modules;
     ConsoleConfig console;
+    std::vector<DiskConfig> disks;
 };
 
 inline constexpr std::uint64_t kMinMemoryMib = 2;
 inline constexpr std::uint64_t kMaxMemoryMib = 64 * 1024;
+inline constexpr std::size_t kMaxDisks = 8;             // one IOAPIC input (16-23) each
+inline constexpr std::size_t kMaxDiskSerialBytes = 20;  // VIRTIO_BLK_ID_BYTES
 
 // Parses and validates a guest.toml; throws ConfigError naming file, line and key.
 GuestConfig load_config(const std::filesystem::path& file);

@@ -459,10 +459,90 @@ TEST_F(ConfigTest, LengthAndCountLimits) {
 }
 
 TEST_F(ConfigTest, ReservedDevices) {
-    EXPECT_EQ(error_of(std::string(kMinimal) + "\n[[disk]]\npath = \"disk.img\"\n"),
-              at(4, 1, "disk") + "[[disk]] devices are not supported yet");
     EXPECT_EQ(error_of(std::string(kMinimal) + "[[net]]\ntap = \"tap0\"\n"),
               at(3, 1, "net") + "[[net]] devices are not supported yet");
+}
+
+TEST_F(ConfigTest, Disks) {
+    write("disk.img", std::string(1024, '\0'));
+    write("ro.img", std::string(512, '\0'));
+    const GuestConfig config = load_config(write("guest.toml", std::string(kMinimal) + R"(
+[[disk]]
+path = "disk.img"
+serial = "ukvm-disk-0"
+
+[[disk]]
+path = "ro.img"
+read_only = true
+)"));
+    ASSERT_EQ(config.disks.size(), 2u);
+    EXPECT_EQ(config.disks[0].path, dir_ / "disk.img");
+    EXPECT_FALSE(config.disks[0].read_only);
+    EXPECT_EQ(config.disks[0].serial, "ukvm-disk-0");
+    EXPECT_EQ(config.disks[1].path, dir_ / "ro.img");
+    EXPECT_TRUE(config.disks[1].read_only);
+    EXPECT_EQ(config.disks[1].serial, "");
+    EXPECT_TRUE(load_config(write("guest.toml", kMinimal)).disks.empty());
+}
+
+TEST_F(ConfigTest, DiskMistakes) {
+    write("disk.img", std::string(512, '\0'));
+    const std::string d = std::string(kMinimal) + "[[disk]]\n";
+    EXPECT_EQ(error_of(d + "read_only = true\n"),
+              at(3, 1, "disk[0].path") + "required key is missing");
+    EXPECT_EQ(error_of(d + "path = \"none.img\"\n"), at(4, 8, "disk[0].path") + "disk image '" +
+                                                         (dir_ / "none.img").string() +
+                                                         "' does not exist");
+    fs::create_directory(dir_ / "ddir");
+    EXPECT_EQ(error_of(d + "path = \"ddir\"\n"), at(4, 8, "disk[0].path") + "'" +
+                                                     (dir_ / "ddir").string() +
+                                                     "' is a directory, not a disk image");
+    EXPECT_EQ(error_of(d + "path = \"/dev/null\"\n"),
+              at(4, 8, "disk[0].path") + "'/dev/null' is not a regular file or block device");
+    EXPECT_EQ(error_of(d + "path = \"\"\n"),
+              at(4, 8, "disk[0].path") + "must not be empty (a file path is required)");
+    EXPECT_EQ(error_of(d + "path = \"disk.img\"\nread_only = \"yes\"\n"),
+              at(5, 13, "disk[0].read_only") + "expected a boolean, got a string");
+    EXPECT_EQ(error_of(d + "path = \"disk.img\"\nserial = \"" + std::string(21, 's') + "\"\n"),
+              at(5, 10, "disk[0].serial") + "is 21 bytes long, the limit is 20");
+    EXPECT_EQ(error_of(d + "path = \"disk.img\"\nserial = \"tab\\there\"\n"),
+              at(5, 10, "disk[0].serial") + "may only contain printable ASCII characters");
+    EXPECT_EQ(error_of(d + "path = \"disk.img\"\nsize = 5\n"),
+              at(5, 1, "disk[0].size") + "unknown key");
+    EXPECT_EQ(
+        error_of(d + "path = \"disk.img\"\n[[disk]]\npath = \"./disk.img\"\n"),
+        at(6, 8, "disk[1].path") + "'" + (dir_ / "disk.img").string() + "' is already disk[0]");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "disk = \"disk.img\"\n"),
+              at(3, 8, "disk") + "expected an array of tables ([[disk]]), got a string");
+    std::string nine = kMinimal;
+    for (int i = 0; i < 9; ++i) {
+        write("d" + std::to_string(i) + ".img", "x");
+        nine += "[[disk]]\npath = \"d" + std::to_string(i) + ".img\"\n";
+    }
+    EXPECT_EQ(error_of(nine), at(3, 1, "disk") + "9 disks given, the limit is 8");
+}
+
+TEST_F(ConfigTest, DiskPermissions) {
+    if (::geteuid() == 0 && !others_can_reach(dir_)) {
+        GTEST_SKIP() << "running as root and user nobody cannot reach " << dir_;
+    }
+    write("ro.img", std::string(512, '\0'));
+    fs::permissions(dir_ / "ro.img", fs::perms(0444));
+    fs::permissions(dir_ / "kernel.bin", fs::perms(0644));
+    const std::string d = std::string(kMinimal) + "[[disk]]\npath = \"ro.img\"\n";
+    fs::path config = write("guest.toml", d);
+    fs::permissions(config, fs::perms(0644));
+    EXPECT_EQ(error_as_unprivileged(config),
+              at(4, 8, "disk[0].path") + "disk image '" + (dir_ / "ro.img").string() +
+                  "' is not writable: Permission denied (set read_only = true to use it "
+                  "read-only)");
+    config = write("guest.toml", d + "read_only = true\n");
+    fs::permissions(config, fs::perms(0644));
+    EXPECT_EQ(error_as_unprivileged(config), "(no error)");
+    fs::permissions(dir_ / "ro.img", fs::perms::none);
+    EXPECT_EQ(error_as_unprivileged(config), at(4, 8, "disk[0].path") + "disk image '" +
+                                                 (dir_ / "ro.img").string() +
+                                                 "' is not readable: Permission denied");
 }
 
 }  // namespace
