@@ -47,15 +47,16 @@ void write_file(const fs::path& p, const std::string& text) {
     std::ofstream(p, std::ios::binary) << text;
 }
 
-// An idle guest (the guest kernel and the `idle` program) that stays up for ten minutes.
-std::string idle_xml(const std::string& name, int memory_mib = 32) {
+// An idle guest (the guest kernel and the `idle` program) that stays up for `ms`
+// milliseconds (ten minutes by default), then halts with status 0.
+std::string idle_xml(const std::string& name, int memory_mib = 32, int ms = 600000) {
     return "<domain type='ukvm'><name>" + name + "</name><memory unit='MiB'>" +
            std::to_string(memory_mib) + "</memory><os><type>hvm</type><kernel>" +
            (kGuestDir / "guest-kernel/kernel.elf").string() +
            "</kernel><cmdline>quiet=0</cmdline></os><metadata>"
            "<ukvm:modules xmlns:ukvm='https://ukvm.dev/xmlns/1'><ukvm:module path='" +
-           (kGuestDir / "guest-servers/idle").string() +
-           "' args='600000'/></ukvm:modules></metadata>"
+           (kGuestDir / "guest-servers/idle").string() + "' args='" + std::to_string(ms) +
+           "'/></ukvm:modules></metadata>"
            "<devices><console type='pty'><target port='0'/></console></devices></domain>";
 }
 
@@ -389,6 +390,48 @@ TEST_F(VirshTest, UnsupportedXmlIsRejectedNamingTheElement) {
     r = virsh({"define", write_xml("bad", "<domain type='ukvm'><name>x</name>").string()});
     EXPECT_THAT(r.err, HasSubstr("XML error: malformed domain XML")) << describe(r);
     EXPECT_THAT(virsh({"list", "--all"}).out, Not(HasSubstr("disky")));
+}
+
+// `virsh console` needs a terminal: script(1) gives it one. Input arrives after `delay_s`.
+// The output ends with "console-ms=N": how long the console session itself lasted.
+ProcessResult virsh_console(const std::string& uri, const std::string& name, int delay_s,
+                            const std::string& input) {
+    ukvm::test::ProcessOptions options;
+    options.timeout = 60s;
+    const std::string cmd = "t0=$(date +%s%N); (sleep " + std::to_string(delay_s) + "; printf '" +
+                            input + "') | (script -qec \"virsh -c '" + uri + "' console " + name +
+                            "\" /dev/null; echo console-ms=$(( ($(date +%s%N) - t0) / 1000000 )))";
+    return run_process({"sh", "-c", cmd}, options);
+}
+
+int console_ms(const ProcessResult& r) {
+    const auto at = r.out.rfind("console-ms=");
+    return at == std::string::npos ? -1 : std::stoi(r.out.substr(at + 11));
+}
+
+TEST_F(VirshTest, ConsoleShowsTheGuestAndEndsWithIt) {
+    if (::access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "no script(1) for a terminal";
+    ASSERT_EQ(virsh({"define", write_xml("idle", idle_xml("idle")).string()}).status, 0);
+    ASSERT_EQ(virsh({"start", "idle"}).status, 0);
+    // Ctrl-] detaches; the guest keeps running.
+    ProcessResult r = virsh_console(uri(), "idle", 2, "\\035");
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("Connected to domain 'idle'"));
+    EXPECT_THAT(r.out, HasSubstr("ukvm-kernel: boot modules loaded"));
+    EXPECT_GE(console_ms(r), 2000) << describe(r);
+    EXPECT_TRUE(wait_state("idle", "running"));
+
+    // A guest that halts by itself ends the session: the stream's EOF, long before Ctrl-].
+    ASSERT_EQ(virsh({"define", write_xml("short", idle_xml("short", 32, 2000)).string()}).status,
+              0);
+    ASSERT_EQ(virsh({"start", "short"}).status, 0);
+    r = virsh_console(uri(), "short", 10, "\\035");
+    EXPECT_THAT(r.out, HasSubstr("idle: slept"));
+    EXPECT_THAT(r.out, HasSubstr("'short' exited with status 0"));
+    const int ms = console_ms(r);
+    EXPECT_GT(ms, 0) << describe(r);
+    EXPECT_LT(ms, 8000) << describe(r);
+    EXPECT_TRUE(wait_state("short", "shut off (shutdown)"));
 }
 
 // A raw client: sends bytes, reads one packet back.
