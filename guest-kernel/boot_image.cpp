@@ -79,6 +79,7 @@ Proc* spawn(int index, Endpoint parent, int32_t* error) {
         return *error = kENoMem, nullptr;  // (or a malformed image, reported at boot)
     }
     memcpy(p->name, m->name, kNameLen);
+    sched::init_fpu_state(p);
     p->priv = table::privileges_for(m->name);
     p->parent = parent;
     p->module = index;

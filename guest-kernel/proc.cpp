@@ -77,6 +77,7 @@ void exit(Proc* p, uint64_t reason, uint64_t detail) {
     clock::cancel_alarm(p);
     task::forget(p);
     sched::forget_address_space(p->as);
+    sched::forget_fpu(p);
     p->as.destroy();
     p->blocked = kSlotFree;
     if (current == p) current = nullptr;

@@ -74,6 +74,7 @@ struct alignas(16) Proc {
 
     AddressSpace as;
     Grant grants[kMaxGrants];
+    alignas(16) uint8_t fpu[512];  // FPU/SSE state (fxsave64) while another process runs
 
     bool is_task() const { return nr < 0; }
     bool runnable() const { return blocked == 0; }

@@ -15,6 +15,10 @@ void unready(Proc* p);
 void timer_fired();
 // The address space is about to be freed: stop using its page tables.
 void forget_address_space(const AddressSpace& as);
+// p is ending: its FPU state need not be saved.
+void forget_fpu(const Proc* p);
+// The FPU/SSE state every process starts with.
+void init_fpu_state(Proc* p);
 // Return to user mode through sysretq when the kernel entry allows (kernel cmdline
 // "sysret"); iretq otherwise.
 void use_sysret(bool on);

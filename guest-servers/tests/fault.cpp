@@ -35,9 +35,6 @@ int main(const char*) {
             reinterpret_cast<void (*)()>(const_cast<uint8_t*>(code))();
             break;
         }
-        case proto::kSse:
-            asm volatile(".byte 0x0f, 0x57, 0xc0");  // xorps %xmm0, %xmm0: no SSE state here
-            break;
         case proto::kExitNormally:
             return 7;
     }

@@ -43,6 +43,10 @@ int main(const char*) {
         if (received != kOk || m.m_type == kNotifyMessage) continue;
         Endpoint from = m.m_source;
         switch (m.m_type) {
+            case proto::kClobberXmm:
+                asm volatile("movq %0, %%xmm0" : : "r"(m.i64[0]));
+                user::send(from, &m);
+                break;
             case proto::kEchoPlain:  // the MINIX way: SEND the reply, then RECEIVE again
                 m.m_source = 12345;
                 m.m_type = proto::kEchoReply;

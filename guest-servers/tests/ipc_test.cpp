@@ -163,22 +163,16 @@ bool test_fault_write_text() {
 bool test_fault_execute_stack() {
     return fault_case(user::spawn("fault"), proto::kExecuteStack, 14);
 }
-bool test_fault_sse() {
-    // With CR0.EM set SSE instructions raise #UD. PVM runs ring 3 under the host's CR0,
-    // so there the instruction just runs (and the program exits with 99).
-    Endpoint child = user::spawn("fault");
-    Message m{};
-    CHECK_EQ(user::receive(child, &m), kOk);
-    Message reply = request(0, proto::kSse);
-    CHECK_EQ(user::send(child, &reply), kOk);
-    uint64_t reason = 0, detail = 0;
-    CHECK(wait_child(child, &reason, &detail));
-    if (reason == kExitNormal && detail == 99) {
-        g_skip_reason = "the host ignores CR0.EM in ring 3: SSE runs unsaved";
-        return true;
-    }
-    CHECK_EQ(reason, kExitFault);
-    CHECK_EQ(detail, 6);
+bool test_fpu_state_is_per_process() {
+    // Our xmm0 survives echo loading its own into xmm0 in between: the kernel switches
+    // FPU/SSE state with the process.
+    constexpr uint64_t kMine = 0x1122334455667788ull;
+    asm volatile("movq %0, %%xmm0" : : "r"(kMine));
+    Message m = request(proto::kClobberXmm, static_cast<int64_t>(0xdeadbeefcafef00dull));
+    CHECK_EQ(user::sendrec(g_echo, &m), kOk);
+    uint64_t now;
+    asm volatile("movq %%xmm0, %0" : "=r"(now));
+    CHECK_EQ(now, kMine);
     return true;
 }
 bool test_fault_unmapped() {
@@ -711,7 +705,7 @@ int main(const char*) {
     run("fault: write to text", test_fault_write_text);
     run("fault: unmapped address", test_fault_unmapped);
     run("fault: execute the stack (NX)", test_fault_execute_stack);
-    run("fault: SSE instruction (no FPU state)", test_fault_sse);
+    run("FPU/SSE state is per process", test_fpu_state_is_per_process);
     run("bad calls", test_bad_calls);
     run("sendrec echo", test_sendrec_echo);
     run("send then receive", test_send_then_receive);

@@ -12,12 +12,14 @@ enum : int32_t {
     kHold = 4,             // receive, never reply
     kSendTo = 5,           // SEND {kSendTo, i64[1] tag} to i64[0] (blocking)
     kSafeRead = 6,  // i64[0] grant, i64[1] offset, i64[2] len: reply i64[0] result, i64[1] byte sum
-    kSafeWrite = 7,   // i64[0] grant, i64[1] offset, i64[2] len, i64[3] byte: reply i64[0] result
-    kExit = 8,        // exit with status i64[0]
-    kAsk = 9,         // a helper asks its parent what to do
-    kReport = 10,     // ipc_user's results
-    kEchoPlain = 12,  // as kEcho, replying with SEND (kEcho uses REPLYRECV)
-    kSpin = 11,       // reply i64[0] = a read grant on a counter, then spin incrementing it
+    kSafeWrite = 7,  // i64[0] grant, i64[1] offset, i64[2] len, i64[3] byte: reply i64[0] result
+    kExit = 8,       // exit with status i64[0]
+    kAsk = 9,        // a helper asks its parent what to do
+    kReport = 10,    // ipc_user's results
+    kEchoPlain = 12,
+    kClobberXmm = 13,  // load xmm0 with i64[0], then reply  // as kEcho, replying with SEND (kEcho
+                       // uses REPLYRECV)
+    kSpin = 11,        // reply i64[0] = a read grant on a counter, then spin incrementing it
     kEchoReply = 101,
 };
 
@@ -31,7 +33,6 @@ enum Fault : int64_t {
     kUnmapped = 5,
     kExitNormally = 6,
     kExecuteStack = 7,
-    kSse = 8,
 };
 
 }  // namespace proto

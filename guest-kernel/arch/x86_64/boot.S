@@ -18,7 +18,7 @@ _start:
     mov %eax, boot_tsc
     mov %edx, boot_tsc + 4                  // multiboot magic
     mov %ebx, %esi                  // multiboot info
-    mov $(CR4_PAE | CR4_PGE | CR4_OSFXSR), %eax
+    mov $(CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT), %eax
     mov %eax, %cr4
     mov $boot_pml4, %eax
     mov %eax, %cr3
@@ -32,9 +32,7 @@ _start:
     jnc 1f
     or $EFER_NXE, %eax
 1:  wrmsr
-    // CR0.EM: the kernel keeps no FPU/SSE state, so using it faults instead of
-    // silently sharing registers between processes.
-    mov $(CR0_PE | CR0_PG | CR0_WP | CR0_EM | CR0_ET), %eax
+    mov $(CR0_PE | CR0_PG | CR0_WP | CR0_MP | CR0_NE | CR0_ET), %eax
     mov %eax, %cr0
     lgdt gdt_pointer
     ljmp $SEL_KCODE, $long_entry

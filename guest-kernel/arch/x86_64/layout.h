@@ -11,13 +11,15 @@
 
 #define CR0_PE 0x1
 #define CR0_MP 0x2
-#define CR0_EM 0x4                 /* no FPU/SSE: such instructions fault (#UD/#NM) */
+#define CR0_EM 0x4
+#define CR0_NE 0x20
 #define CR0_ET 0x10
 #define CR0_WP 0x10000
 #define CR0_PG 0x80000000
 #define CR4_PAE 0x20
 #define CR4_PGE 0x80
 #define CR4_OSFXSR 0x200
+#define CR4_OSXMMEXCPT 0x400
 
 #define MSR_EFER 0xc0000080
 #define MSR_STAR 0xc0000081

@@ -9,8 +9,8 @@
 // caller's own addresses.
 //
 // A process starts at its ELF entry with rdi = its command line ("<path> <args>", on its
-// stack), rsi = its endpoint, rdx = its parent's endpoint, rsp % 16 == 8. The user ABI
-// has no FPU/SSE state: programs are built with -mgeneral-regs-only.
+// stack), rsi = its endpoint, rdx = its parent's endpoint, rsp % 16 == 8. Each process has
+// its own FPU/SSE state (x87 and SSE exceptions masked at start); system calls preserve it.
 #pragma once
 
 #include <stddef.h>
