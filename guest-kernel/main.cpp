@@ -115,19 +115,16 @@ void measure_instruction_costs() {
         "load+store %lu ns, load from a new page %lu ns, 64-byte memset %lu ns\n",
         ns(t1 - t0), ns(t2 - t1), ns(t3 - t2), ns(t4 - t3), ns(t5 - t4));
 
-    // FPU/SSE state: what saving and restoring it on every process switch would cost.
+    // FPU/SSE state: what saving and restoring it on every process switch costs.
     {
         alignas(64) static uint8_t area[512];
-        uint64_t cr0;
-        asm volatile("mov %%cr0, %0" : "=r"(cr0));
-        asm volatile("mov %0, %%cr0" : : "r"(cr0 & ~uint64_t{CR0_EM}) : "memory");
+        asm volatile("fxsave64 %0" : "=m"(area));
         constexpr int kM = 50;
         uint64_t f0 = cpu::rdtsc();
         for (int i = 0; i < kM; ++i) asm volatile("fxsave64 %0" : "=m"(area));
         uint64_t f1 = cpu::rdtsc();
         for (int i = 0; i < kM; ++i) asm volatile("fxrstor64 %0" : : "m"(area));
         uint64_t f2 = cpu::rdtsc();
-        asm volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
         auto per = [](uint64_t ticks) { return ticks * 1000000000 / clock::tsc_hz() / kM; };
         print("ukvm-kernel: fxsave64 %lu ns, fxrstor64 %lu ns\n", per(f1 - f0), per(f2 - f1));
     }
