@@ -1,0 +1,105 @@
+// The control API every `ukvm run` serves on a unix socket: info, pause, resume,
+// shutdown, destroy and console attach. A small text protocol that `ukvm ctl`, ukvmd and
+// a person with socat can all speak (docs/management.md, "Control socket"):
+//
+//   request:  one line, "COMMAND\n" (at most 256 bytes)
+//   reply:    "ok\n" or "error: MESSAGE\n", then "key: value\n" lines, then "\n"
+//   console:  after "ok\n\n" the connection is the guest's console, raw bytes both ways
+//
+// The server runs its own thread so it answers whatever the vCPUs are doing; the VMM
+// implements GuestControl (thread-safe) and feeds console output in.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vmm/kvm.hpp"
+
+namespace ukvm::control {
+
+// A request the guest cannot satisfy now ("already paused"): an error reply.
+class ControlError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct GuestInfo {
+    std::string name;
+    std::string state;  // "running", "paused", "shutting-down"
+    std::uint64_t uptime_ms = 0;
+    std::uint64_t memory_mib = 0;
+    std::uint64_t vcpu_time_ns = 0;
+    std::string exit_reason;  // empty while running
+};
+
+// What the VMM offers the control socket. Called from the server's thread.
+class GuestControl {
+public:
+    virtual ~GuestControl() = default;
+    virtual GuestInfo info() = 0;
+    virtual void pause() = 0;
+    virtual void resume() = 0;
+    // Asks the guest to power off cleanly (its PM server handles the request).
+    virtual void request_shutdown() = 0;
+    // Stops the VM now; ukvm then exits as it does on SIGTERM.
+    virtual void destroy() = 0;
+    // Bytes typed on an attached console.
+    virtual void console_input(std::span<const std::uint8_t> bytes) = 0;
+};
+
+class ControlServer {
+public:
+    // Binds `socket` (mode 0600; a stale socket file is replaced, a live one is an error)
+    // and starts serving. Throws std::system_error / std::runtime_error.
+    ControlServer(std::filesystem::path socket, GuestControl& guest);
+    ~ControlServer();  // stops the thread, closes clients, removes the socket
+    ControlServer(const ControlServer&) = delete;
+    ControlServer& operator=(const ControlServer&) = delete;
+
+    // Guest console output, from any thread: copied to every attached console client.
+    // A client more than 1 MiB behind loses the oldest output rather than stall the guest.
+    void console_output(std::span<const std::uint8_t> bytes);
+
+    const std::filesystem::path& socket() const { return path_; }
+
+private:
+    struct Client {
+        Fd fd;
+        std::string in;
+        std::string out;
+        bool console = false;
+        bool closing = false;  // close once `out` is sent
+    };
+    void serve();
+    void accept_clients();
+    bool read_client(Client& c);
+    bool write_client(Client& c);
+    void handle_line(Client& c, const std::string& line);
+
+    std::filesystem::path path_;
+    GuestControl& guest_;
+    Fd listen_;
+    Fd wake_;  // eventfd: stop request or new console output
+    std::mutex mutex_;
+    std::string pending_console_;  // guarded by mutex_
+    bool stopping_ = false;        // guarded by mutex_
+    std::vector<Client> clients_;  // server thread only
+    std::thread thread_;
+};
+
+// The client side (`ukvm ctl`): sends one command, returns the reply's lines (without
+// the final blank line). Throws std::system_error when the socket cannot be reached.
+struct ControlReply {
+    bool ok = false;
+    std::string error;               // set when !ok
+    std::vector<std::string> lines;  // "key: value"
+};
+ControlReply control_request(const std::filesystem::path& socket, const std::string& command);
+
+}  // namespace ukvm::control
