@@ -16,6 +16,7 @@
 #include <string>
 
 #include "vmm/kvm.hpp"
+#include "vmm/ukvmd/cgroups.hpp"
 #include "vmm/ukvmd/domains.hpp"
 #include "vmm/ukvmd/event_loop.hpp"
 #include "vmm/ukvmd/rpc_server.hpp"
@@ -86,7 +87,13 @@ int run(int argc, char** argv) {
 
     ukvm::ukvmd::StateDir dir(state_dir);
     ukvm::ukvmd::EventLoop loop;
-    ukvm::ukvmd::Domains domains(dir, ukvm_binary, loop);
+    const ukvm::ukvmd::Cgroups cgroups = ukvm::ukvmd::Cgroups::probe();
+    if (cgroups.available()) {
+        spdlog::info("per-guest cgroups under {} (memory.max, cpu.max)", cgroups.base().string());
+    } else {
+        spdlog::warn("guests run without cgroup limits: {}", cgroups.reason());
+    }
+    ukvm::ukvmd::Domains domains(dir, ukvm_binary, loop, cgroups);
     ukvm::ukvmd::RpcServer server(loop, domains, options);
     domains.on_stopped = [&server](const ukvm::ukvmd::Domain& d) { server.domain_stopped(d); };
     loop.add(signals.get(), EPOLLIN, [&](std::uint32_t) {

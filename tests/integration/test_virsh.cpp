@@ -319,6 +319,10 @@ TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
     EXPECT_THAT(log, HasSubstr("Hello from ukvm guest"));
     EXPECT_THAT(log, HasSubstr("cmdline: \"greeting=hello exit=0\""));
     EXPECT_THAT(log, HasSubstr("'hello' exited with status 0"));
+    // Confined or not, the log says which (this host may lack cgroup v2 controllers).
+    EXPECT_THAT(log,
+                testing::ContainsRegex("starting 'hello' at [^\n]* \\((cgroup /[^\n]*memory.max "
+                                       "96 MiB, 1 CPU|no cgroup limits: [^\n]+)\\) ---\n"));
 }
 
 TEST_F(VirshTest, DestroyAndAKilledGuestAreReportedOthersKeepRunning) {

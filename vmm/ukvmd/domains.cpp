@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
@@ -21,6 +22,9 @@ namespace ukvm::ukvmd {
 namespace {
 
 using libvirt::format_uuid;
+
+// What a ukvm process needs besides guest RAM (its code, heap, thread stacks, page tables).
+constexpr std::uint64_t kVmmOverheadMib = 64;
 namespace err = libvirt::err;
 
 std::string now_utc() {
@@ -41,8 +45,8 @@ Fd open_log(const std::filesystem::path& path) {
 
 }  // namespace
 
-Domains::Domains(StateDir& dir, std::string ukvm_binary, EventLoop& loop)
-    : dir_(dir), ukvm_binary_(std::move(ukvm_binary)), loop_(loop) {}
+Domains::Domains(StateDir& dir, std::string ukvm_binary, EventLoop& loop, const Cgroups& cgroups)
+    : dir_(dir), ukvm_binary_(std::move(ukvm_binary)), loop_(loop), cgroups_(cgroups) {}
 
 void Domains::load() {
     for (const std::string& name : dir_.defined_names()) {
@@ -153,12 +157,25 @@ void Domains::start(Domain& d) {
     } catch (const ConfigError& e) {
         throw DomainError(err::kOperationFailed, std::string("cannot start: ") + e.what());
     }
+    // Guest RAM plus room for the VMM itself; CPU: the guest's vCPUs' worth.
+    CgroupLimits limits;
+    limits.memory_bytes = (config.memory_mib + kVmmOverheadMib) * 1024 * 1024;
+    limits.cpus = config.vcpus;
+    std::string no_cgroup;
+    const std::optional<Fd> cgroup = cgroups_.prepare(d.name(), limits, no_cgroup);
+    const std::string confinement =
+        cgroup ? "cgroup " + cgroups_.guest_dir(d.name()).string() + ", memory.max " +
+                     std::to_string(config.memory_mib + kVmmOverheadMib) + " MiB, " +
+                     std::to_string(limits.cpus) + " CPU"
+               : "no cgroup limits: " + no_cgroup;
     Fd log = open_log(dir_.log(d.name()));
-    const std::string header = "--- ukvmd: starting '" + d.name() + "' at " + now_utc() + " ---\n";
+    const std::string header =
+        "--- ukvmd: starting '" + d.name() + "' at " + now_utc() + " (" + confinement + ") ---\n";
     (void)!::write(log.get(), header.data(), header.size());
     const off_t offset = ::lseek(log.get(), 0, SEEK_END);
     try {
-        d.process = GuestProcess::spawn(ukvm_binary_, toml_path, log.get());
+        d.process =
+            GuestProcess::spawn(ukvm_binary_, toml_path, log.get(), cgroup ? cgroup->get() : -1);
     } catch (const std::system_error& e) {
         throw DomainError(err::kOperationFailed, std::string("cannot start: ") + e.what());
     }
@@ -214,6 +231,7 @@ void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
     if (d.stop_requested == Domain::Stop::Destroy) reason = state::kShutoffDestroyed;
     if (d.stop_requested == Domain::Stop::Shutdown) reason = state::kShutoffShutdown;
     d.process.reset();
+    cgroups_.release(d.name());
     d.id = -1;
     d.state = state::kShutoff;
     d.reason = reason;

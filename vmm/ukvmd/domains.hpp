@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vmm/libvirt/domain_xml.hpp"
+#include "vmm/ukvmd/cgroups.hpp"
 #include "vmm/ukvmd/event_loop.hpp"
 #include "vmm/ukvmd/guest_process.hpp"
 #include "vmm/ukvmd/state_dir.hpp"
@@ -62,7 +63,7 @@ struct Domain {
 
 class Domains {
 public:
-    Domains(StateDir& dir, std::string ukvm_binary, EventLoop& loop);
+    Domains(StateDir& dir, std::string ukvm_binary, EventLoop& loop, const Cgroups& cgroups);
 
     // Loads the definitions, adopts guests an earlier daemon started, then starts the
     // autostart domains that are not running. Problems with one domain are logged.
@@ -96,6 +97,7 @@ private:
     StateDir& dir_;
     std::string ukvm_binary_;
     EventLoop& loop_;
+    const Cgroups& cgroups_;
     std::vector<std::unique_ptr<Domain>> domains_;
     int next_id_ = 1;
 };

@@ -53,7 +53,8 @@ GuestProcess::GuestProcess(pid_t pid, Fd pidfd, bool child)
 GuestProcess::~GuestProcess() = default;
 
 std::unique_ptr<GuestProcess> GuestProcess::spawn(const std::string& ukvm_binary,
-                                                  const std::filesystem::path& config, int log_fd) {
+                                                  const std::filesystem::path& config, int log_fd,
+                                                  int cgroup_procs) {
     const std::string config_arg = config.string();
     std::vector<char*> argv = {const_cast<char*>(ukvm_binary.c_str()), const_cast<char*>("run"),
                                const_cast<char*>(config_arg.c_str()), nullptr};
@@ -76,6 +77,10 @@ std::unique_ptr<GuestProcess> GuestProcess::spawn(const std::string& ukvm_binary
         ::dup2(devnull.get(), STDIN_FILENO);
         ::dup2(log_fd, STDOUT_FILENO);
         ::dup2(log_fd, STDERR_FILENO);
+        if (cgroup_procs >= 0 && ::write(cgroup_procs, "0", 1) != 1) {
+            static const char kMsg[] = "ukvmd: could not join the guest's cgroup; no limits\n";
+            (void)!::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+        }
         // Connections, listening sockets and other guests' fds are O_CLOEXEC.
         if (ukvm_binary.find('/') != std::string::npos) {
             ::execv(argv[0], argv.data());

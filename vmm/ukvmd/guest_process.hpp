@@ -24,9 +24,11 @@ struct ProcessExit {
 class GuestProcess {
 public:
     // Starts `ukvm_binary run config` in its own session, stdin /dev/null, stdout and
-    // stderr appended to log_fd. Throws std::system_error when it cannot be started.
+    // stderr appended to log_fd; with cgroup_procs >= 0 (an open cgroup.procs), the child
+    // joins that cgroup before exec. Throws std::system_error when it cannot be started.
     static std::unique_ptr<GuestProcess> spawn(const std::string& ukvm_binary,
-                                               const std::filesystem::path& config, int log_fd);
+                                               const std::filesystem::path& config, int log_fd,
+                                               int cgroup_procs = -1);
     // A process an earlier ukvmd started: returned only if `pid` still names it (same
     // start time), otherwise nothing.
     static std::unique_ptr<GuestProcess> adopt(pid_t pid, std::uint64_t start_time);
