@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -345,6 +346,42 @@ TEST_F(VirshTest, DestroyAndAKilledGuestAreReportedOthersKeepRunning) {
     r = virsh({"list"});
     EXPECT_THAT(r.out, HasSubstr(" a "));
     EXPECT_THAT(r.out, Not(HasSubstr(" b ")));
+}
+
+// Consolidation: 20 guests at once, one killed, a daemon restart; the rest run on.
+TEST_F(VirshTest, TwentyGuestsOneKilledDaemonRestarted) {
+    constexpr int kGuests = 20;
+    auto name = [](int i) { return "g" + std::to_string(i); };
+    for (int i = 0; i < kGuests; ++i) {
+        ASSERT_EQ(virsh({"define", write_xml(name(i), idle_xml(name(i), 16)).string()}).status, 0);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kGuests; ++i) {
+        const ProcessResult r = virsh({"start", name(i)});
+        ASSERT_EQ(r.status, 0) << describe(r);
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << "started " << kGuests << " guests in " << seconds << " s (virsh included)\n";
+    auto running = [&] {
+        const ProcessResult r = virsh({"list", "--name"});
+        int n = 0;
+        std::istringstream in(r.out);
+        for (std::string line; std::getline(in, line);) n += !line.empty();
+        return n;
+    };
+    EXPECT_EQ(running(), kGuests);
+    for (int i = 0; i < kGuests; ++i) EXPECT_TRUE(wait_state(name(i), "running"));
+
+    ASSERT_EQ(::kill(daemon_->guest_pid("g7"), SIGKILL), 0);
+    EXPECT_TRUE(wait_state("g7", "shut off (crashed)"));
+    EXPECT_EQ(running(), kGuests - 1);
+
+    daemon_->stop();
+    ASSERT_TRUE(daemon_->start());
+    EXPECT_EQ(running(), kGuests - 1);
+    EXPECT_TRUE(wait_state("g7", "shut off"));
+    EXPECT_TRUE(wait_state("g19", "running"));
 }
 
 TEST_F(VirshTest, RestartedDaemonFindsRunningGuests) {
