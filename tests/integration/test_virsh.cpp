@@ -23,6 +23,7 @@
 
 #include "tests/integration/process.hpp"
 #include "vmm/libvirt/rpc_packet.hpp"
+#include "vmm/ukvmd/manage_cli.hpp"
 
 namespace {
 
@@ -346,6 +347,38 @@ TEST_F(VirshTest, DestroyAndAKilledGuestAreReportedOthersKeepRunning) {
     r = virsh({"list"});
     EXPECT_THAT(r.out, HasSubstr(" a "));
     EXPECT_THAT(r.out, Not(HasSubstr(" b ")));
+}
+
+// ukvm's own ps/start/stop speak the same protocol through the same socket.
+TEST_F(VirshTest, UkvmPsStartStop) {
+    namespace ud = ukvm::ukvmd;
+    ASSERT_EQ(virsh({"define", write_xml("idle", idle_xml("idle")).string()}).status, 0);
+    ASSERT_EQ(virsh({"define", write_xml("other", idle_xml("other", 48)).string()}).status, 0);
+    std::ostringstream out, err;
+    ASSERT_EQ(ud::cli_start(daemon_->socket(), "idle", out, err), 0) << err.str();
+    EXPECT_EQ(out.str(), "started idle\n");
+    EXPECT_TRUE(wait_state("idle", "running"));
+    out.str("");
+    ASSERT_EQ(ud::cli_ps(daemon_->socket(), out, err), 0) << err.str();
+    EXPECT_THAT(out.str(), testing::ContainsRegex("ID +NAME +STATE +MEMORY +CPU TIME\n +1 +idle +"
+                                                  "running +32 MiB +[0-9.]+s\n +- +other +shut "
+                                                  "off +48 MiB +0.00s\n"));
+    out.str("");
+    ASSERT_EQ(ud::cli_stop(daemon_->socket(), "idle", false, out, err), 0) << err.str();
+    EXPECT_TRUE(wait_state("idle", "shut off (shutdown)"));
+    ASSERT_EQ(ud::cli_start(daemon_->socket(), "other", out, err), 0) << err.str();
+    ASSERT_EQ(ud::cli_stop(daemon_->socket(), "other", true, out, err), 0) << err.str();
+    EXPECT_TRUE(wait_state("other", "shut off (destroyed)"));
+
+    err.str("");
+    EXPECT_EQ(ud::cli_start(daemon_->socket(), "nosuch", out, err), 1);
+    EXPECT_EQ(err.str(), "ukvm: Domain not found: no domain with matching name 'nosuch'\n");
+    err.str("");
+    EXPECT_EQ(ud::cli_stop(daemon_->socket(), "idle", false, out, err), 1);
+    EXPECT_EQ(err.str(), "ukvm: Requested operation is not valid: domain is not running\n");
+    err.str("");
+    EXPECT_EQ(ud::cli_ps(dir_ / "nosock", out, err), 1);
+    EXPECT_THAT(err.str(), HasSubstr("cannot connect to ukvmd at"));
 }
 
 // Consolidation: 20 guests at once, one killed, a daemon restart; the rest run on.
