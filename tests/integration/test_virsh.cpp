@@ -381,6 +381,30 @@ TEST_F(VirshTest, UkvmPsStartStop) {
     EXPECT_THAT(err.str(), HasSubstr("cannot connect to ukvmd at"));
 }
 
+TEST_F(VirshTest, OnCrashRestartBringsAKilledGuestBack) {
+    std::string xml = idle_xml("phoenix");
+    xml.insert(xml.find("<devices>"), "<on_crash>restart</on_crash>");
+    ASSERT_EQ(virsh({"define", write_xml("phoenix", xml).string()}).status, 0);
+    ASSERT_EQ(virsh({"start", "phoenix"}).status, 0);
+    const pid_t first = daemon_->guest_pid("phoenix");
+    ASSERT_GT(first, 1);
+    ASSERT_EQ(::kill(first, SIGKILL), 0);
+    pid_t second = first;
+    for (int i = 0; i < 100 && (second == first || second <= 1); ++i) {
+        std::this_thread::sleep_for(50ms);
+        second = daemon_->guest_pid("phoenix");
+    }
+    EXPECT_NE(second, first);
+    EXPECT_TRUE(wait_state("phoenix", "running"));
+    const std::string log = read_file(daemon_->state() / "logs/phoenix.log");
+    EXPECT_THAT(log, HasSubstr("'phoenix' killed by signal 9"));
+    EXPECT_THAT(virsh({"dumpxml", "phoenix"}).out, HasSubstr("<on_crash>restart</on_crash>"));
+    // A destroy is not a crash: it stays off.
+    ASSERT_EQ(virsh({"destroy", "phoenix"}).status, 0);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(wait_state("phoenix", "shut off (destroyed)"));
+}
+
 // Consolidation: 20 guests at once, one killed, a daemon restart; the rest run on.
 TEST_F(VirshTest, TwentyGuestsOneKilledDaemonRestarted) {
     constexpr int kGuests = 20;

@@ -230,6 +230,22 @@ TEST(DomainXml, UkvmMetadataIsChecked) {
     EXPECT_EQ(d.config.modules[0].args, "a");
 }
 
+TEST(DomainXml, OnCrashRestartRoundTrips) {
+    const DomainDefinition d = parse_domain_xml(minimal("<on_crash>restart</on_crash>"));
+    EXPECT_TRUE(d.restart_on_crash);
+    const std::string xml = format_domain_xml(d);
+    EXPECT_THAT(xml, HasSubstr("<on_crash>restart</on_crash>"));
+    EXPECT_TRUE(parse_domain_xml(xml).restart_on_crash);
+    EXPECT_FALSE(parse_domain_xml(minimal()).restart_on_crash);
+    EXPECT_THAT(format_domain_xml(parse_domain_xml(minimal())),
+                HasSubstr("<on_crash>destroy</on_crash>"));
+    EXPECT_THAT(error_of(minimal("<on_crash>coredump-restart</on_crash>")),
+                HasSubstr("67: <on_crash>: 'coredump-restart' is not supported, only 'destroy' or "
+                          "'restart'"));
+    EXPECT_EQ(error_of(minimal("<on_poweroff>restart</on_poweroff>")),
+              "67: <on_poweroff>: 'restart' is not supported, only 'destroy'");
+}
+
 TEST(DomainXml, CmdlineLimit) {
     EXPECT_THAT(error_of(minimal("", "<cmdline>" + std::string(4097, 'x') + "</cmdline>")),
                 HasSubstr("27: <os><cmdline>: is 4097 bytes long, the limit is 4096"));

@@ -230,13 +230,18 @@ void read_devices(const pugi::xml_node& devices) {
     }
 }
 
-// on_poweroff/on_reboot/on_crash: a ukvm process ends with its guest, so only 'destroy'.
-void read_lifecycle(const pugi::xml_node& n) {
+// on_poweroff/on_reboot: a ukvm process ends with its guest, so only 'destroy'. on_crash
+// may also be 'restart': ukvmd starts the guest again (see docs/management.md).
+void read_lifecycle(const pugi::xml_node& n, DomainDefinition& def) {
+    const std::string name = n.name();
     const std::string value = trim(n.child_value());
-    if (value != "destroy") {
-        unsupported("<" + std::string(n.name()) + ">: '" + value +
-                    "' is not supported, only 'destroy'");
+    if (value == "destroy") return;
+    if (name == "on_crash" && value == "restart") {
+        def.restart_on_crash = true;
+        return;
     }
+    unsupported("<" + name + ">: '" + value + "' is not supported, only 'destroy'" +
+                (name == "on_crash" ? " or 'restart'" : ""));
 }
 
 }  // namespace
@@ -373,7 +378,7 @@ DomainDefinition parse_domain_xml(std::string_view xml) {
             os = n;
             have_os = true;
         } else if (name == "on_poweroff" || name == "on_reboot" || name == "on_crash") {
-            read_lifecycle(n);
+            read_lifecycle(n, def);
         } else if (name == "devices") {
             read_devices(n);
         } else {
@@ -436,7 +441,7 @@ std::string format_domain_xml(const DomainDefinition& def, int id) {
     if (!def.config.cmdline.empty()) text_child(os, "cmdline", def.config.cmdline);
     text_child(domain, "on_poweroff", "destroy");
     text_child(domain, "on_reboot", "destroy");
-    text_child(domain, "on_crash", "destroy");
+    text_child(domain, "on_crash", def.restart_on_crash ? "restart" : "destroy");
     pugi::xml_node devices = domain.append_child("devices");
     pugi::xml_node console = devices.append_child("console");
     console.append_attribute("type") = "pty";

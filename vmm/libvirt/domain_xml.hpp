@@ -57,6 +57,8 @@ struct DomainDefinition {
     // their defaults (the daemon decides where the console goes).
     GuestConfig config;
     Uuid uuid{};
+    // <on_crash>restart</on_crash>: ukvmd restarts the guest when it crashes.
+    bool restart_on_crash = false;
     std::string title;
     std::string description;
     // Other applications' <metadata> children, kept verbatim as libvirt does.

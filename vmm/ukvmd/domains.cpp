@@ -23,6 +23,10 @@ namespace {
 
 using libvirt::format_uuid;
 
+// on_crash=restart gives up after this many restarts within the window (a crash loop).
+constexpr std::size_t kMaxCrashRestarts = 5;
+constexpr std::chrono::seconds kCrashWindow{60};
+
 // What a ukvm process needs besides guest RAM (its code, heap, thread stacks, page tables).
 constexpr std::uint64_t kVmmOverheadMib = 64;
 namespace err = libvirt::err;
@@ -245,7 +249,31 @@ void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
     }
     spdlog::info("domain '{}' {}", d.name(), how);
     if (on_stopped) on_stopped(d);
-    if (!d.persistent) forget(d);
+    if (!d.persistent) {
+        forget(d);
+    } else if (reason == state::kShutoffCrashed && d.def.restart_on_crash) {
+        restart_after_crash(d);
+    }
+}
+
+void Domains::restart_after_crash(Domain& d) {
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(d.crash_restarts, [&](auto t) { return now - t > kCrashWindow; });
+    if (d.crash_restarts.size() >= kMaxCrashRestarts) {
+        const std::string line = "--- ukvmd: '" + d.name() + "' crashed " +
+                                 std::to_string(kMaxCrashRestarts + 1) + " times within " +
+                                 std::to_string(kCrashWindow.count()) + " s; not restarting ---\n";
+        append_log(d, line);
+        spdlog::warn("domain '{}' keeps crashing; left shut off", d.name());
+        return;
+    }
+    d.crash_restarts.push_back(now);
+    try {
+        start(d);
+        spdlog::info("domain '{}' restarted after a crash (on_crash=restart)", d.name());
+    } catch (const std::exception& e) {
+        spdlog::error("domain '{}' could not be restarted: {}", d.name(), e.what());
+    }
 }
 
 void Domains::append_log(const Domain& d, const std::string& line) {

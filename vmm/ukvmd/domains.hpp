@@ -56,6 +56,8 @@ struct Domain {
     std::chrono::steady_clock::time_point started;
     enum class Stop { None, Shutdown, Destroy } stop_requested = Stop::None;
     std::uint64_t console_offset = 0;  // where this run's output starts in the log
+    // When <on_crash>restart</on_crash> restarted it recently (crash-loop limit).
+    std::vector<std::chrono::steady_clock::time_point> crash_restarts;
 
     bool running() const { return process != nullptr; }
     const std::string& name() const { return def.config.name; }
@@ -93,6 +95,7 @@ private:
     void handle_exit(Domain& d, const ProcessExit& exit);
     void append_log(const Domain& d, const std::string& line);
     void forget(Domain& d);
+    void restart_after_crash(Domain& d);
 
     StateDir& dir_;
     std::string ukvm_binary_;

@@ -266,17 +266,21 @@ void RpcServer::on_io(std::uint64_t id, std::uint32_t events) {
     auto it = connections_.find(id);
     if (it == connections_.end()) return;
     Connection& c = *it->second;
-    if (events & EPOLLOUT) {
-        flush(c);
-        if (!connections_.count(id)) return;
-    }
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_from(c);
+    if (events & EPOLLOUT) flush(c);
+    if (!c.dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) read_from(c);
+    sweep();
+}
+
+void RpcServer::sweep() {
+    std::erase_if(connections_, [](const auto& entry) { return entry.second->dead; });
 }
 
 void RpcServer::read_from(Connection& c) {
     const std::uint64_t id = c.id;
     std::uint8_t buf[64 * 1024];
-    for (;;) {
+    // A bounded number of reads per wakeup: a flooding client cannot starve the others
+    // (epoll is level-triggered, so the rest is read on the next round).
+    for (int round = 0; round < 16 && !c.dead; ++round) {
         const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
         if (n == 0) return close(id, "");
         if (n < 0) {
@@ -288,7 +292,7 @@ void RpcServer::read_from(Connection& c) {
             c.in.feed(std::span(buf, static_cast<std::size_t>(n)));
             while (auto p = c.in.next()) {
                 handle(c, *p);
-                if (!connections_.count(id)) return;
+                if (c.dead) return;
             }
         } catch (const ProtocolError& e) {
             return close(id, e.what());
@@ -696,6 +700,7 @@ void RpcServer::reply_failure(Connection& c, const Header& h, const Failure& f) 
 }
 
 void RpcServer::send(Connection& c, std::vector<std::uint8_t> bytes) {
+    if (c.dead) return;
     c.out_bytes += bytes.size();
     c.out.push_back(std::move(bytes));
     if (c.out_bytes > kMaxOutputBytes) return close(c.id, "client is not reading its replies");
@@ -703,6 +708,7 @@ void RpcServer::send(Connection& c, std::vector<std::uint8_t> bytes) {
 }
 
 void RpcServer::flush(Connection& c) {
+    if (c.dead) return;
     while (!c.out.empty()) {
         const auto& front = c.out.front();
         const ssize_t n = ::send(c.fd.get(), front.data() + c.out_pos, front.size() - c.out_pos,
@@ -724,14 +730,17 @@ void RpcServer::flush(Connection& c) {
 
 void RpcServer::close(std::uint64_t id, const std::string& why) {
     const auto it = connections_.find(id);
-    if (it == connections_.end()) return;
+    if (it == connections_.end() || it->second->dead) return;
+    Connection& c = *it->second;
     if (!why.empty()) spdlog::warn("closing connection {}: {}", id, why);
-    loop_.remove(it->second->token);
-    connections_.erase(it);
+    // Callers up the stack may still hold a reference: the object goes in sweep().
+    c.dead = true;
+    loop_.remove(c.token);
+    c.fd.reset();
 }
 
 void RpcServer::pump_console(Connection& c, ConsoleStream& s) {
-    if (s.eof_sent) return;
+    if (s.eof_sent || c.dead) return;
     Header h{kRemoteProgram,      kRemoteVersion, proc::kDomainOpenConsole,
              MessageType::Stream, s.serial,       MessageStatus::Continue};
     std::vector<std::uint8_t> buf(64 * 1024);
@@ -740,9 +749,8 @@ void RpcServer::pump_console(Connection& c, ConsoleStream& s) {
             ::pread(s.log.get(), buf.data(), buf.size(), static_cast<off_t>(s.offset));
         if (n <= 0) break;
         s.offset += static_cast<std::uint64_t>(n);
-        const std::uint64_t id = c.id;
         send(c, encode_packet(h, std::span(buf.data(), static_cast<std::size_t>(n))));
-        if (!connections_.count(id)) return;
+        if (c.dead) return;
     }
     const Domain* d = domains_.by_uuid(s.uuid);
     const bool run_over = d == nullptr || d->id != s.run_id;
@@ -754,6 +762,11 @@ void RpcServer::pump_console(Connection& c, ConsoleStream& s) {
 }
 
 void RpcServer::tick() {
+    pump_all();
+    sweep();
+}
+
+void RpcServer::pump_all() {
     std::vector<std::uint64_t> ids;
     for (const auto& [id, c] : connections_) {
         if (!c->streams.empty()) ids.push_back(id);
@@ -768,8 +781,9 @@ void RpcServer::tick() {
 }
 
 void RpcServer::domain_stopped(const Domain&) {
-    // The next tick sends what is left of the log, then EOF (run ids tell which streams).
-    tick();
+    // Sends what is left of the log, then EOF (run ids tell which streams). No sweep: this
+    // can run inside a call on a connection that pumping closes.
+    pump_all();
 }
 
 }  // namespace ukvm::ukvmd

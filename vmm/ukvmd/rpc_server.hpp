@@ -67,6 +67,7 @@ private:
         EventLoop::Token token = 0;
         bool read_only = false;
         bool opened = false;
+        bool dead = false;  // closed; freed by sweep() once no caller holds it
         libvirt::PacketAssembler in;
         std::deque<std::vector<std::uint8_t>> out;
         std::size_t out_pos = 0;    // bytes of out.front() already sent
@@ -87,6 +88,8 @@ private:
     void flush(Connection& c);
     void close(std::uint64_t id, const std::string& why);
     void pump_console(Connection& c, ConsoleStream& s);
+    void pump_all();
+    void sweep();
 
     EventLoop& loop_;
     Domains& domains_;
