@@ -28,8 +28,12 @@
 #include "vmm/devices/hypercall.hpp"
 #include "vmm/devices/i8042.hpp"
 #include "vmm/devices/uart8250.hpp"
+#include "vmm/devices/virtio_blk.hpp"
+#include "vmm/devices/virtio_pci.hpp"
 #include "vmm/guest_memory.hpp"
+#include "vmm/io_thread.hpp"
 #include "vmm/kvm.hpp"
+#include "vmm/pci/pci_bus.hpp"
 
 namespace ukvm {
 
@@ -47,6 +51,12 @@ constexpr std::uint64_t kTssAddr = 0xFFFBD000;  // three pages
 // How long a vCPU may stay inside KVM_RUN before the watchdog looks at it.
 constexpr auto kWatchdogQuiet = std::chrono::seconds(1);
 constexpr int kWatchdogPollMs = 250;
+
+// PCI: memory BARs from 3 GiB up to the IOAPIC, I/O BARs at 0xC000-0xFFFF; disk i
+// interrupts on IOAPIC input 16 + i (docs/virtio.md).
+constexpr pci::Window kPciMmioWindow{0xC0000000, 0xFEC00000 - 0xC0000000};
+constexpr pci::Window kPciIoWindow{0xC000, 0x4000};
+constexpr std::uint32_t kFirstDiskGsi = 16;
 
 constexpr std::uint64_t kRflagsIf = 1u << 9;
 constexpr char kHaltedWithInterruptsOff[] = "guest halted with interrupts disabled";
@@ -178,6 +188,7 @@ private:
         std::atomic<bool> exited{false};
     };
 
+    void attach_disks(const std::vector<DiskConfig>& disks);
     void vcpu_thread(VcpuSlot& slot);
     bool handle_exit(Vcpu& vcpu);  // false: the VM is over
     static Liveness liveness(Vcpu& vcpu);
@@ -205,6 +216,16 @@ private:
     CmosRtc rtc_;
     HypercallHandler hypercalls_;
     HypercallPort hypercall_port_;
+    // virtio-blk disks behind a PCI host bridge, present only when the config names disks.
+    struct Disk {
+        std::unique_ptr<VirtioBlk> blk;
+        std::unique_ptr<VirtioKvmLink> link;
+        std::unique_ptr<VirtioPci> transport;
+    };
+    GuestRam virtio_memory_{memory_};
+    pci::PciBus pci_{kPciMmioWindow, kPciIoWindow};
+    std::vector<Disk> disks_;
+    IoThread io_;  // after the disks: stopped before they go
     std::vector<std::unique_ptr<VcpuSlot>> vcpus_;
 
     bool watchdog_pending_ = false;  // main thread only
@@ -245,6 +266,7 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
     pio_.add(I8042::kCommandPort, 1, i8042_.command_port(), "i8042 command");
     pio_.add(CmosRtc::kBasePort, 2, rtc_, "cmos rtc");
     pio_.add(hc::kPort, 1, hypercall_port_, "hypercall");
+    if (!config.disks.empty()) attach_disks(config.disks);
 
     int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw KvmError("eventfd", errno);
@@ -267,6 +289,28 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
         }
         vcpus_.push_back(std::move(slot_ptr));
     }
+}
+
+void Machine::attach_disks(const std::vector<DiskConfig>& disks) {
+    pio_.add(pci::kConfigAddressPort, pci::kConfigPortsLength, pci_.config_ports(), "pci config");
+    pio_.add(kPciIoWindow.base, kPciIoWindow.size, pci_.io_window(), "pci i/o bars");
+    mmio_.add(kPciMmioWindow.base, kPciMmioWindow.size, pci_.bar_window(), "pci memory bars");
+    for (std::size_t i = 0; i < disks.size(); ++i) {
+        const DiskConfig& d = disks[i];
+        const auto gsi = static_cast<std::uint32_t>(kFirstDiskGsi + i);
+        Disk disk;
+        disk.blk = std::make_unique<VirtioBlk>(open_raw_image(d.path, d.read_only), virtio_memory_,
+                                               d.read_only, d.serial);
+        disk.link =
+            std::make_unique<VirtioKvmLink>(vm_, gsi, disk.blk->num_queues(), IrqTrigger::Edge);
+        disk.transport = std::make_unique<VirtioPci>(*disk.blk, virtio_memory_, *disk.link,
+                                                     static_cast<std::uint8_t>(gsi));
+        pci_.attach(pci_.free_slot(), *disk.transport);
+        disk.link->connect(*disk.transport, io_);
+        disks_.push_back(std::move(disk));
+    }
+    // No firmware: place and enable the BARs as a BIOS would.
+    pci_.place_bars();
 }
 
 void Machine::request_exit(int status, std::string reason) {
@@ -486,6 +530,8 @@ int Machine::run() {
         });
     }
 
+    // Started here, not in the constructor, so the I/O thread inherits the blocked signals.
+    if (!disks_.empty()) io_.start();
     for (auto& slot : vcpus_) {
         VcpuSlot& s = *slot;
         s.thread = std::thread([this, &s] { vcpu_thread(s); });
@@ -514,6 +560,7 @@ int Machine::run() {
         if (!ended()) watchdog();
     }
     stop_vcpus();
+    io_.stop();
     if (exit_reason_ == kHaltedWithInterruptsOff) {
         for (auto& slot : vcpus_) {
             if (slot->report.load() == Liveness::Dead) dump_vcpu(*slot->vcpu);
