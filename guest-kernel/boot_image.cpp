@@ -58,19 +58,33 @@ const Module* get(int index) {
     return index >= 0 && index < g_count ? &g_modules[index] : nullptr;
 }
 
-Proc* spawn(int index, Endpoint parent, int32_t* error) {
+Proc* spawn(int index, Endpoint parent, int32_t* error, const char* args) {
     const Module* m = get(index);
     if (!m) return *error = kEInval, nullptr;
     Proc* p = proc::allocate();
     if (!p) return *error = kEBusy, nullptr;
+    // The command line: the module's, or its path followed by the caller's arguments.
+    char cmdline[kCmdlineLen];
+    size_t path = 0;
+    while (m->cmdline[path] && m->cmdline[path] != ' ') ++path;
+    if (args && path + 2 < kCmdlineLen) {
+        size_t n = strlen(args);
+        if (path + 1 + n >= kCmdlineLen) n = kCmdlineLen - 2 - path;
+        memcpy(cmdline, m->cmdline, path);
+        cmdline[path] = ' ';
+        memcpy(cmdline + path + 1, args, n);
+        cmdline[path + 1 + n] = '\0';
+    } else {
+        memcpy(cmdline, m->cmdline, kCmdlineLen);
+    }
     uint64_t entry = 0;
-    size_t len = strlen(m->cmdline) + 1;
+    size_t len = strlen(cmdline) + 1;
     uint64_t arg = kUserTop - align_up<uint64_t>(len, 16);
     if (p->as.create()) {
         entry = elf::load(reinterpret_cast<const uint8_t*>(m->start), m->end - m->start, p->as);
         if (entry &&
             (!p->as.map_zeroed(kUserTop - kStackSize, kStackSize, AddressSpace::kWritable) ||
-             !p->as.copy_out({arg}, m->cmdline, len)))
+             !p->as.copy_out({arg}, cmdline, len)))
             entry = 0;
     }
     if (!entry) {

@@ -33,7 +33,8 @@ void init() {
     cpu::outb(kCom1 + 0, 0x01);  // 115200 baud
     cpu::outb(kCom1 + 1, 0x00);
     cpu::outb(kCom1 + 3, 0x03);  // 8N1
-    cpu::outb(kCom1 + 2, 0xc7);  // FIFO on
+    // The FIFO stays as the firmware left it: switching it on flushes the receiver, which
+    // would drop console input that arrived during boot (TTY reads it later).
 }
 
 void write(const char* s, size_t n) {

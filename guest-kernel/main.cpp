@@ -191,8 +191,16 @@ void boot() {
         print("ukvm-kernel: warning: the loader is ukvm but the hypercall probe failed\n");
     if (boot_image::count() == 0) panic("no boot modules: nothing to run");
 
+    // "start=N": only the first N modules run at boot; the rest are programs for
+    // kSysSpawn (a boot image for the servers to start).
+    int start = boot_image::count();
+    if (const char* opt = strstr(multiboot::cmdline(), " start=")) {
+        int n = 0;
+        for (opt += 7; *opt >= '0' && *opt <= '9'; ++opt) n = n * 10 + (*opt - '0');
+        if (n > 0 && n < start) start = n;
+    }
     Endpoint parent = kNone;
-    for (int i = 0; i < boot_image::count(); ++i) {
+    for (int i = 0; i < start; ++i) {
         int32_t error = 0;
         Proc* p = boot_image::spawn(i, parent, &error);
         if (!p) panic("cannot start boot module %s (%d)", boot_image::get(i)->cmdline, error);

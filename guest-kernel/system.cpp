@@ -40,8 +40,11 @@ int32_t sys_spawn(Proc* caller, Message& m) {
     for (int i = 0; i < boot_image::count() && index < 0; ++i)
         if (strncmp(boot_image::get(i)->name, name, kNameLen) == 0) index = i;
     if (index < 0) return kESrch;
+    char args[kSpawnArgsMax];
+    memcpy(args, m.bytes + kSpawnArgsOffset, kSpawnArgsMax);
+    args[kSpawnArgsMax - 1] = '\0';
     int32_t error = kOk;
-    Proc* p = boot_image::spawn(index, caller->endpoint, &error);
+    Proc* p = boot_image::spawn(index, caller->endpoint, &error, args[0] ? args : nullptr);
     if (!p) return error;
     m.u64[0] = static_cast<uint64_t>(p->endpoint);
     return kOk;
@@ -53,6 +56,26 @@ int32_t sys_findproc(Message& m) {
     for (Proc& p : proc::table) {
         if ((p.blocked & kSlotFree) || strncmp(p.name, name, kNameLen) != 0) continue;
         m.u64[0] = static_cast<uint64_t>(p.endpoint);
+        return kOk;
+    }
+    return kESrch;
+}
+
+int32_t sys_procinfo(Message& m) {
+    for (uint64_t nr = m.u64[0]; nr < kNrProcs; ++nr) {
+        const Proc* p = proc::by_slot(static_cast<int32_t>(nr));
+        if (p->blocked & kSlotFree) continue;
+        ProcInfo info{};
+        memcpy(info.name, p->name, kNameLen);
+        info.endpoint = p->endpoint;
+        info.parent = p->parent;
+        info.state = p->blocked >> 1;
+        info.blocked_on = p->blocked & kSending     ? p->send_to
+                          : p->blocked & kReceiving ? p->get_from
+                                                    : kNone;
+        info.priority = p->priv.priority;
+        info.cls = static_cast<uint32_t>(p->priv.cls);
+        memcpy(m.bytes, &info, sizeof info);
         return kOk;
     }
     return kESrch;
@@ -217,6 +240,8 @@ int32_t system_call(Proc* caller, Message& m) {
             return kOk;
         case kSysFindProc:
             return sys_findproc(m);
+        case kSysProcInfo:
+            return sys_procinfo(m);
         default:
             return kENoSys;
     }

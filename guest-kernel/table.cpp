@@ -22,9 +22,11 @@ constexpr uint64_t kMs = 1000000;
 constexpr uint32_t kAllTraps =
     bit(kSend) | bit(kReceive) | bit(kSendRec) | bit(kNotify) | bit(kSendNb) | bit(kReplyRecv);
 constexpr uint32_t kAllCalls = ~0u;
-// Until PM exists, user programs exit, read the clock and ask who they are directly.
+// User programs exit, read the clock, ask who they are and find a server by program
+// name (to reach DS or PM) directly; everything else goes through the servers.
 constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo) |
-                                bit(kSysMapAnon) | bit(kSysUnmap);  // (until VM exists)
+                                bit(kSysFindProc) | bit(kSysMapAnon) |
+                                bit(kSysUnmap);  // (until VM exists)
 
 // Class defaults: servers may do anything IPC-wise; users may only SENDREC, to servers,
 // SYSTEM and the VMM (the user send mask gains each server's slot when it starts).

@@ -102,6 +102,8 @@ size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {
         }
         ++fmt;
         char pad = ' ';
+        bool left = *fmt == '-';
+        if (left) ++fmt;
         if (*fmt == '0') pad = '0', ++fmt;
         int width = 0;
         while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
@@ -110,7 +112,13 @@ size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {
         switch (*fmt) {
             case 's': {
                 const char* s = va_arg(ap, const char*);
-                for (s = s ? s : "(null)"; *s; ++s) out.put(*s);
+                s = s ? s : "(null)";
+                int n = static_cast<int>(strlen(s));
+                if (!left)
+                    for (int i = n; i < width; ++i) out.put(' ');
+                for (; *s; ++s) out.put(*s);
+                if (left)
+                    for (int i = n; i < width; ++i) out.put(' ');
                 break;
             }
             case 'c':

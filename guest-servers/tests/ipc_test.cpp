@@ -686,6 +686,12 @@ void measure() {
         "(%d rounds); user loop %lu TSC ticks per 1M iterations\n",
         (t1 - t0) / kRounds, (t3 - t2b) / kRounds, (t2 - t1) / kRounds, (t2b - t2) / kRounds,
         kRounds, c1 - c0);
+    // The same figures as one parsable line for bench/ (key=value, nanoseconds, means over
+    // kRounds): sendrec_ns is the round trip to a server replying with SEND+RECEIVE.
+    print(
+        "bench: sendrec_ns=%lu null_syscall_ns=%lu replyrecv_ns=%lu kernel_call_ns=%lu rounds=%d\n",
+        (t2 - t1) / kRounds, (t1 - t0) / kRounds, (t2b - t2) / kRounds, (t3 - t2b) / kRounds,
+        kRounds);
 }
 
 }  // namespace

@@ -99,7 +99,8 @@ inline constexpr int32_t kNotifyMessage = 0x1000;  // m_type of a notification
 // Kernel calls: SENDREC to kSystem, m_type = the call, arguments in u64[], result in the
 // reply's m_type (>= 0 success) and u64[].
 enum KernelCall : int32_t {
-    kSysSpawn = 1,     // bytes: boot program name (NUL-terminated) -> u64[0] endpoint
+    kSysSpawn = 1,     // bytes[0..16): boot program name, bytes[16..56): arguments (both
+                       // NUL-terminated; empty: the module's own) -> u64[0] endpoint
     kSysExit = 2,      // u64[0] status. Never replies.
     kSysKill = 3,      // u64[0] endpoint
     kSysGetKSig = 4,   // -> u64[0] endpoint of a dead child or kNone, u64[1] reason, u64[2] detail
@@ -122,8 +123,24 @@ enum KernelCall : int32_t {
                         // length, u64[2] kMapWritable|kMapExecutable -> u64[0] address of
                         // fresh zeroed memory
     kSysUnmap = 17,     // u64[0] address, u64[1] length: memory from kSysMapAnon/kSysMapPhys
+    kSysProcInfo = 18,  // u64[0] slot: the first live process in a slot >= it -> ProcInfo
+                        // (kESrch when there is none)
 };
-inline constexpr int kNrKernelCalls = 18;
+inline constexpr int kNrKernelCalls = 19;
+inline constexpr size_t kSpawnArgsOffset = 16;  // kSysSpawn: where the arguments start
+inline constexpr size_t kSpawnArgsMax = 40;     // with the NUL
+
+// kSysProcInfo's reply payload.
+struct ProcInfo {
+    char name[16];
+    Endpoint endpoint;
+    Endpoint parent;
+    Endpoint blocked_on;  // kNone when runnable; else the SEND target or RECEIVE source
+    uint32_t state;       // 0 runnable, 1 sending, 2 receiving (bits; kernel's Blocked >> 1)
+    uint32_t priority;
+    uint32_t cls;  // 1 server/driver, 2 user
+};
+static_assert(sizeof(ProcInfo) <= 56);
 inline constexpr uint64_t kMapWritable = 1;
 inline constexpr uint64_t kMapExecutable = 2;
 inline constexpr size_t kNameMax = 16;  // program names, with the NUL

@@ -1,0 +1,44 @@
+// The servers' request protocols: message types and payload layouts for PM, DS, RS and
+// TTY. Requests are SENDREC; the reply's m_type is the result (>= 0) or a negative error.
+#pragma once
+
+#include <ukvm/kernel.h>
+
+namespace proto {
+
+using ukvm::kernel::kNameMax;
+using ukvm::kernel::kSpawnArgsMax;
+using ukvm::kernel::kSpawnArgsOffset;
+
+// Error numbers the servers add to the kernel's (Linux values, negated).
+inline constexpr int32_t kEChild = -10;
+
+// PM, the process manager.
+enum PmCall : int32_t {
+    kPmExec = 0x100,      // bytes[0..16) program, bytes[16..56) args -> pid
+    kPmWait = 0x101,      // i64[0] pid, or -1 for any child -> pid; i64[1] reason, i64[2] detail
+                          // (ukvm::kernel::ExitReason); kEChild when there is no such child
+    kPmGetPid = 0x102,    // -> pid; i64[0] parent's pid
+    kPmKill = 0x103,      // i64[0] pid -> 0 (SIGKILL: the only signal)
+    kPmProcs = 0x104,     // i64[0] slot -> ukvm::kernel::ProcInfo in bytes, pid at kPidOffset
+    kPmPowerOff = 0x105,  // i64[0] status: ends the VM
+};
+inline constexpr size_t kPidOffset = 48;  // kPmProcs: int32 pid, int32 parent's pid
+
+// DS, the data store: service name -> endpoint. Only RS publishes.
+enum DsCall : int32_t {
+    kDsPublish = 0x200,  // bytes[0..16) name, i64[2] endpoint -> 0
+    kDsLookup = 0x201,   // bytes[0..16) name -> 0; i64[2] endpoint (kESrch if unknown)
+};
+
+// TTY, the console driver.
+enum TtyCall : int32_t {
+    kTtyRead = 0x400,  // -> byte count; the bytes (up to one line) at kTtyDataOffset
+};
+inline constexpr size_t kTtyDataOffset = 8;
+inline constexpr size_t kTtyDataMax = 56 - kTtyDataOffset;
+
+// RS heartbeats are notifications: RS notifies a service, the service notifies RS back
+// (both never block, so a hung service cannot stall RS).
+
+}  // namespace proto

@@ -1,0 +1,52 @@
+// The small libc for guest programs on top of user.hpp: strings, malloc, and the system
+// calls as messages to the servers (PM, DS, TTY), which are found by name.
+#pragma once
+
+#include "proto.hpp"
+#include "user.hpp"
+
+extern "C" {
+int strcmp(const char* a, const char* b);
+int strncmp(const char* a, const char* b, size_t n);
+char* strchr(const char* s, int c);
+char* strncpy(char* dst, const char* src, size_t n);
+void* malloc(size_t n);
+void free(void* p);
+}
+
+namespace sys {
+
+using ukvm::kernel::Endpoint;
+using ukvm::kernel::Message;
+
+// Parses a decimal number (optionally negative); false if s is not one.
+bool parse_int(const char* s, int64_t* out);
+
+// SENDREC to the server running program `name`, found through DS (or the kernel while DS
+// is not up); if the cached endpoint died (the server was restarted) it is looked up
+// again and the request retried once. The IPC error, or the reply's m_type.
+int32_t call(const char* name, Message* m);
+// The endpoint DS has for name (kNone if none).
+Endpoint ds_lookup(const char* name);
+
+// Process management (PM).
+int32_t exec(const char* program, const char* args);  // -> pid
+struct WaitStatus {
+    int32_t pid;
+    uint64_t reason, detail;  // ukvm::kernel::ExitReason; status, vector or 0
+};
+int32_t wait(int32_t pid, WaitStatus* status);  // pid -1: any child
+int32_t getpid();
+int32_t kill(int32_t pid);
+struct ProcEntry {
+    ukvm::kernel::ProcInfo info;
+    int32_t pid, parent_pid;
+};
+// The first live process in a slot >= *slot; advances *slot past it. false at the end.
+bool next_proc(int32_t* slot, ProcEntry* out);
+[[noreturn]] void poweroff(int status);
+
+// Console input (TTY): up to one line, at most n bytes; the count or an error.
+int32_t read_line(char* buf, size_t n);
+
+}  // namespace sys

@@ -1,0 +1,166 @@
+// sh: a minimal shell on the console. Built-in commands: help, echo, ps, uptime, kill,
+// poweroff, exit; any other word runs the boot program of that name through PM and waits
+// for it.
+#include "sys.hpp"
+
+using namespace ukvm::kernel;
+using user::print;
+
+namespace {
+
+constexpr const char* kPrompt = "minix# ";
+constexpr int kMaxArgs = 8;
+
+void cmd_help(int, char**) {
+    print(
+        "built-in commands:\n"
+        "  help            this list\n"
+        "  echo WORDS...   print the words\n"
+        "  ps              list the processes\n"
+        "  uptime          time since boot\n"
+        "  kill PID        end a process (RS restarts a system service)\n"
+        "  poweroff        end the machine (status 0)\n"
+        "  exit [STATUS]   end this shell (init starts another)\n"
+        "anything else runs the boot program of that name: PROGRAM [ARGS...]\n");
+}
+
+void cmd_echo(int argc, char** argv) {
+    char line[256];
+    size_t n = 0;
+    for (int i = 1; i < argc; ++i)
+        n += user::format(line + n, sizeof line - n, i > 1 ? " %s" : "%s", argv[i]);
+    print("%s\n", line);
+}
+
+const char* state_name(const ProcInfo& p) {
+    if (p.state & 1) return "send";
+    if (p.state & 2) return "recv";
+    return "ready";
+}
+
+void cmd_ps(int, char**) {
+    print("  PID  PPID  ENDPOINT  SLOT GEN CLASS  PRI STATE NAME\n");
+    sys::ProcEntry e;
+    for (int32_t slot = 0; sys::next_proc(&slot, &e);) {
+        const ProcInfo& p = e.info;
+        char on[24] = "";
+        if (p.state) {
+            if (p.blocked_on == kAny)
+                user::format(on, sizeof on, " any");
+            else
+                user::format(on, sizeof on, " %d", p.blocked_on);
+        }
+        print("%5d %5d %9d %5d %3d %-6s %3u %s%s %s\n", e.pid, e.parent_pid, p.endpoint,
+              endpoint_slot(p.endpoint), p.endpoint / kGenerationSize,
+              p.cls == 2 ? "user" : "system", p.priority, state_name(p), on, p.name);
+    }
+}
+
+void cmd_uptime(int, char**) {
+    uint64_t ns = user::uptime_ns();
+    uint64_t s = ns / 1000000000;
+    print("up %lu:%02lu:%02lu.%03lu\n", s / 3600, s / 60 % 60, s % 60, ns / 1000000 % 1000);
+}
+
+void cmd_kill(int argc, char** argv) {
+    int64_t pid;
+    if (argc != 2 || !sys::parse_int(argv[1], &pid)) {
+        print("usage: kill PID\n");
+        return;
+    }
+    int32_t r = sys::kill(static_cast<int32_t>(pid));
+    if (r < 0) print("kill: %ld: error %d\n", pid, r);
+}
+
+void cmd_poweroff(int, char**) {
+    print("powering off\n");
+    sys::poweroff(0);
+}
+
+void run(int argc, char** argv) {
+    char args[kSpawnArgsMax];
+    size_t n = 0;
+    args[0] = '\0';
+    for (int i = 1; i < argc; ++i)
+        n += user::format(args + n, sizeof args - n, i > 1 ? " %s" : "%s", argv[i]);
+    int32_t pid = sys::exec(argv[0], args);
+    if (pid == kESrch) {
+        print("%s: command not found (try help)\n", argv[0]);
+        return;
+    }
+    if (pid < 0) {
+        print("%s: cannot start (%d)\n", argv[0], pid);
+        return;
+    }
+    sys::WaitStatus st{};
+    if (sys::wait(pid, &st) < 0) return;
+    if (st.reason == kExitFault)
+        print("[%d] %s: killed by a fault (vector %lu)\n", pid, argv[0], st.detail);
+    else if (st.reason == kExitKilled)
+        print("[%d] %s: killed\n", pid, argv[0]);
+    else if (st.detail != 0)
+        print("[%d] %s: exit status %lu\n", pid, argv[0], st.detail);
+}
+
+struct Builtin {
+    const char* name;
+    void (*run)(int argc, char** argv);
+};
+constexpr Builtin kBuiltins[] = {
+    {"help", cmd_help},     {"echo", cmd_echo}, {"ps", cmd_ps},
+    {"uptime", cmd_uptime}, {"kill", cmd_kill}, {"poweroff", cmd_poweroff},
+};
+
+// Reads one line (without the newline); false when the console is gone.
+bool read_line(char* line, size_t size) {
+    size_t len = 0;
+    for (;;) {
+        char chunk[proto::kTtyDataMax];
+        int32_t n = sys::read_line(chunk, sizeof chunk);
+        if (n < 0) return false;
+        for (int32_t i = 0; i < n; ++i) {
+            if (chunk[i] == '\n') {
+                line[len] = '\0';
+                return true;
+            }
+            if (len + 1 < size) line[len++] = chunk[i];
+        }
+    }
+}
+
+}  // namespace
+
+int main(const char*) {
+    print("sh: pid %d; type help for the commands\n", sys::getpid());
+    char line[256];
+    for (;;) {
+        print("%s", kPrompt);
+        if (!read_line(line, sizeof line)) {
+            print("sh: no console\n");
+            return 1;
+        }
+        char* argv[kMaxArgs + 1];
+        int argc = 0;
+        for (char* p = line; *p && argc < kMaxArgs;) {
+            while (*p == ' ' || *p == '\t') *p++ = '\0';
+            if (!*p) break;
+            argv[argc++] = p;
+            while (*p && *p != ' ' && *p != '\t') ++p;
+        }
+        argv[argc] = nullptr;
+        if (argc == 0) continue;
+        if (strcmp(argv[0], "exit") == 0) {
+            int64_t status = 0;
+            if (argc > 1) sys::parse_int(argv[1], &status);
+            return static_cast<int>(status);
+        }
+        bool builtin = false;
+        for (const Builtin& b : kBuiltins) {
+            if (strcmp(argv[0], b.name) != 0) continue;
+            b.run(argc, argv);
+            builtin = true;
+            break;
+        }
+        if (!builtin) run(argc, argv);
+    }
+}

@@ -1,0 +1,223 @@
+// PM, the process manager: starts programs from the boot image on request (exec: a new
+// process, as the kernel's child of PM and PM's child of the requester), reports their
+// end to a waiting parent (wait), gives out process ids, kills (the one signal: SIGKILL),
+// lists processes and powers the machine off.
+//
+// Pids are PM's own: small numbers handed out on first sight of an endpoint (system
+// services included), kept per process slot, so a restarted service gets a new pid.
+#include "sys.hpp"
+
+using namespace ukvm::kernel;
+using user::print;
+
+namespace {
+
+struct Pid {
+    Endpoint endpoint = kNone;
+    int32_t pid = 0;
+};
+Pid g_pids[kNrProcs];  // by slot
+int32_t g_next_pid = 1;
+
+int32_t pid_of(Endpoint e) {
+    if (e < 0 || endpoint_slot(e) >= kNrProcs) return 0;  // kernel tasks, kNone
+    Pid& p = g_pids[endpoint_slot(e)];
+    if (p.endpoint != e) p = {e, g_next_pid++};
+    return p.pid;
+}
+
+Endpoint endpoint_of(int32_t pid) {
+    for (const Pid& p : g_pids)
+        if (p.pid == pid && p.endpoint != kNone) return p.endpoint;
+    return kNone;
+}
+
+// Processes PM started, live or ended and not yet waited for (zombies).
+struct Child {
+    Endpoint endpoint = kNone;  // kNone: a free entry
+    Endpoint parent = kNone;    // who asked for it
+    int32_t pid = 0;
+    bool zombie = false;
+    uint64_t reason = 0, detail = 0;
+};
+constexpr int kMaxChildren = 48;
+Child g_children[kMaxChildren];
+
+// Parents blocked in kPmWait.
+struct Waiter {
+    Endpoint parent = kNone;
+    int32_t pid = 0;  // -1: any child
+};
+Waiter g_waiters[16];
+
+bool matches(const Child& c, Endpoint parent, int32_t pid) {
+    return c.endpoint != kNone && c.parent == parent && (pid == -1 || c.pid == pid);
+}
+
+// Replies to a wait with c's end and frees c.
+void deliver(Endpoint parent, Child& c) {
+    Message r{};
+    r.m_type = c.pid;
+    r.i64[1] = static_cast<int64_t>(c.reason);
+    r.i64[2] = static_cast<int64_t>(c.detail);
+    user::sendnb(parent, &r);  // it waits in SENDREC; if it died meanwhile, no one cares
+    c = Child{};
+}
+
+int32_t do_exec(Message& m) {
+    Child* c = nullptr;
+    for (Child& x : g_children)
+        if (x.endpoint == kNone) c = &x;
+    if (!c) return kEBusy;
+    Endpoint parent = m.m_source;
+    m.bytes[kNameMax - 1] = '\0';
+    m.bytes[55] = '\0';
+    int32_t r = user::kernel_call(kSysSpawn, &m);
+    if (r < 0) return r;
+    auto e = static_cast<Endpoint>(m.u64[0]);
+    *c = Child{e, parent, pid_of(e)};
+    return c->pid;
+}
+
+// Returns the pid at once, or -1 when the caller must wait (no reply now).
+int32_t do_wait(Message& m, bool* deferred) {
+    auto pid = static_cast<int32_t>(m.i64[0]);
+    bool any = false;
+    for (Child& c : g_children) {
+        if (!matches(c, m.m_source, pid)) continue;
+        if (c.zombie) {
+            int32_t found = c.pid;
+            m.i64[1] = static_cast<int64_t>(c.reason);
+            m.i64[2] = static_cast<int64_t>(c.detail);
+            c = Child{};
+            return found;
+        }
+        any = true;
+    }
+    if (!any) return proto::kEChild;
+    for (Waiter& w : g_waiters) {
+        if (w.parent != kNone) continue;
+        w = {m.m_source, pid};
+        *deferred = true;
+        return 0;
+    }
+    return kEBusy;
+}
+
+int32_t do_kill(Message& m) {
+    Endpoint e = endpoint_of(static_cast<int32_t>(m.i64[0]));
+    if (e == kNone) return kESrch;
+    // The process managers themselves stay.
+    if (e == user::self() || e == user::find("rs")) return kEPerm;
+    Message k{};
+    k.u64[0] = static_cast<uint64_t>(e);
+    int32_t r = user::kernel_call(kSysKill, &k);
+    return r == kEDeadSrcDst ? kESrch : r;
+}
+
+int32_t do_procs(Message& m) {
+    Message k{};
+    k.u64[0] = static_cast<uint64_t>(m.i64[0]);
+    int32_t r = user::kernel_call(kSysProcInfo, &k);
+    if (r != kOk) return r;
+    ProcInfo info;
+    memcpy(&info, k.bytes, sizeof info);
+    int32_t ids[2] = {pid_of(info.endpoint), pid_of(info.parent)};
+    for (const Child& c : g_children)  // PM's children: their parent is the requester
+        if (c.endpoint == info.endpoint && c.endpoint != kNone) ids[1] = pid_of(c.parent);
+    memcpy(m.bytes, &info, sizeof info);
+    memcpy(m.bytes + proto::kPidOffset, ids, sizeof ids);
+    return kOk;
+}
+
+// SYSTEM told us children ended: make them zombies and answer waiting parents.
+void reap() {
+    Message k{};
+    while (user::kernel_call(kSysGetKSig, &k) == kOk && static_cast<Endpoint>(k.u64[0]) != kNone) {
+        auto e = static_cast<Endpoint>(k.u64[0]);
+        for (Child& c : g_children) {
+            if (c.endpoint != e) continue;
+            c.zombie = true;
+            c.reason = k.u64[1];
+            c.detail = k.u64[2];
+            // Its children are orphans now: nobody will wait for them.
+            for (Child& o : g_children)
+                if (o.parent == e && o.zombie) o = Child{};
+            bool parent_alive = false;
+            for (const Child& p : g_children) parent_alive |= p.endpoint == c.parent && !p.zombie;
+            for (Waiter& w : g_waiters) {
+                if (w.parent == kNone || !matches(c, w.parent, w.pid)) continue;
+                w = Waiter{};
+                deliver(c.parent, c);
+                break;
+            }
+            // A parent PM did not start (init, a service) is alive while the kernel says so.
+            if (c.endpoint != kNone && !parent_alive) {
+                Message info{};
+                info.u64[0] = static_cast<uint64_t>(endpoint_slot(c.parent));
+                bool alive = user::kernel_call(kSysProcInfo, &info) == kOk &&
+                             reinterpret_cast<ProcInfo*>(info.bytes)->endpoint == c.parent;
+                if (!alive) c = Child{};
+            }
+        }
+        k = Message{};
+    }
+}
+
+}  // namespace
+
+int main(const char*) {
+    // Pids in start order for what already runs (RS, DS, PM, ...).
+    for (uint64_t slot = 0;;) {
+        Message k{};
+        k.u64[0] = slot;
+        if (user::kernel_call(kSysProcInfo, &k) != kOk) break;
+        auto* info = reinterpret_cast<const ProcInfo*>(k.bytes);
+        pid_of(info->endpoint);
+        slot = static_cast<uint64_t>(endpoint_slot(info->endpoint)) + 1;
+    }
+    for (;;) {
+        Message m{};
+        if (user::receive(kAny, &m) != kOk) continue;
+        if (m.m_type == kNotifyMessage) {
+            if (m.m_source == kSystem)
+                reap();
+            else if (m.m_source == user::parent())
+                user::notify(m.m_source);  // RS's heartbeat
+            continue;
+        }
+        Endpoint client = m.m_source;
+        bool deferred = false;
+        int32_t r;
+        switch (m.m_type) {
+            case proto::kPmExec:
+                r = do_exec(m);
+                break;
+            case proto::kPmWait:
+                r = do_wait(m, &deferred);
+                break;
+            case proto::kPmGetPid: {
+                r = pid_of(client);
+                m.i64[0] = 0;
+                for (const Child& c : g_children)
+                    if (c.endpoint == client) m.i64[0] = pid_of(c.parent);
+                break;
+            }
+            case proto::kPmKill:
+                r = do_kill(m);
+                break;
+            case proto::kPmProcs:
+                r = do_procs(m);
+                break;
+            case proto::kPmPowerOff:
+                print("pm: power off (requested by pid %d)\n", pid_of(client));
+                user::halt(static_cast<int>(m.i64[0]));
+            default:
+                r = kENoSys;
+                break;
+        }
+        if (deferred) continue;
+        m.m_type = r;
+        user::sendnb(client, &m);
+    }
+}

@@ -1,0 +1,229 @@
+// The MINIX-style system booted for real (configs/minix.toml, with this build's images):
+// RS starts DS, PM, TTY and init, init starts the shell, and the shell is driven through
+// ukvm's stdin (the guest's COM1). Checks the shell's commands, RS restarting a killed
+// service (rstest), the isolation of a hostile user program (isolate), exec/wait through
+// init restarting an exited shell, and the same image reaching the prompt under QEMU.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/integration/process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ukvm::test::describe;
+using ukvm::test::ProcessOptions;
+using ukvm::test::ProcessResult;
+using ukvm::test::run_process;
+
+constexpr const char* kPrompt = "minix# ";
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// The shipped config with its "../build/" paths pointing at this build's guests.
+std::string minix_config() {
+    std::string text = read_file(fs::path(UKVM_SOURCE_DIR) / "configs" / "minix.toml");
+    const std::string from = "\"../build/";
+    const std::string to = "\"" + std::string(UKVM_GUEST_DIR) + "/";
+    for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
+        text.replace(at, from.size(), to);
+    return text;
+}
+
+// The values of `key = "..."` lines, in order.
+std::vector<std::string> values(const std::string& config, const std::string& key) {
+    std::vector<std::string> out;
+    std::regex re("^" + key + " = \"([^\"]*)\"$");
+    std::istringstream in(config);
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (std::regex_match(line, m, re)) out.push_back(m[1]);
+    }
+    return out;
+}
+
+// The console's lines with shell prompts taken off the front.
+std::vector<std::string> lines(const std::string& out) {
+    std::vector<std::string> result;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        while (line.rfind(kPrompt, 0) == 0) line.erase(0, std::string(kPrompt).size());
+        result.push_back(line);
+    }
+    return result;
+}
+
+bool has_line(const std::string& out, const std::string& want) {
+    for (const auto& l : lines(out))
+        if (l == want) return true;
+    return false;
+}
+
+bool has_line_matching(const std::string& out, const std::string& pattern) {
+    std::regex re(pattern);
+    for (const auto& l : lines(out))
+        if (std::regex_match(l, re)) return true;
+    return false;
+}
+
+size_t count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) ++n;
+    return n;
+}
+
+fs::path find_program(const std::string& name) {
+    const char* path = ::getenv("PATH");
+    std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+    for (size_t start = 0; start <= dirs.size();) {
+        size_t end = dirs.find(':', start);
+        if (end == std::string::npos) end = dirs.size();
+        const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        start = end + 1;
+    }
+    return {};
+}
+
+class MinixBoot : public ::testing::Test {
+protected:
+    void SetUp() override {
+        config_ = minix_config();
+        for (const auto& p : values(config_, "path")) ASSERT_TRUE(fs::exists(p)) << p;
+        ASSERT_TRUE(fs::exists(values(config_, "kernel").at(0)));
+        std::string templ = (fs::temp_directory_path() / "ukvm-minix-test-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+        dir_ = templ;
+    }
+    void TearDown() override {
+        if (!dir_.empty()) fs::remove_all(dir_);
+    }
+
+    // Boots the system under ukvm with input on the guest's console.
+    ProcessResult run_ukvm(const std::string& input) {
+        const fs::path file = dir_ / "minix.toml";
+        std::ofstream(file) << config_;
+        ProcessOptions options;
+        options.timeout = std::chrono::seconds(120);
+        options.input = input;
+        options.has_input = true;
+        return run_process({UKVM_BINARY, "run", file.string()}, options);
+    }
+
+    std::string config_;
+    fs::path dir_;
+};
+
+#define REQUIRE_KVM()                                                                         \
+    do {                                                                                      \
+        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable"; \
+    } while (0)
+
+TEST_F(MinixBoot, ShellCommandsAndPoweroff) {
+    REQUIRE_KVM();
+    const ProcessResult r = run_ukvm("echo hi\nps\nuptime\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr(kPrompt)) << describe(r);
+    EXPECT_TRUE(has_line(r.out, "hi")) << describe(r);
+    EXPECT_TRUE(has_line_matching(r.out, " *PID +PPID +ENDPOINT .* NAME")) << describe(r);
+    for (const char* name : {"rs", "ds", "pm", "tty", "init", "sh"})
+        EXPECT_TRUE(has_line_matching(r.out, " *[0-9]+ +[0-9]+ +[0-9]+ .* " + std::string(name)))
+            << name << "\n"
+            << describe(r);
+    EXPECT_TRUE(has_line_matching(r.out, "up 0:00:[0-9][0-9]\\.[0-9]{3}")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("powering off\n"));
+    EXPECT_THAT(r.out, Not(HasSubstr("panic")));
+}
+
+TEST_F(MinixBoot, RsRestartsAKilledServiceAndDsFollows) {
+    REQUIRE_KVM();
+    const ProcessResult r = run_ukvm("rstest\nps\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("rs: ds (endpoint 65537, generation 1) was killed"));
+    EXPECT_THAT(r.out, HasSubstr("rs: ds restarted: endpoint 131073, generation 2"));
+    EXPECT_THAT(r.out, HasSubstr("PASS DS maps the name to the new endpoint"));
+    EXPECT_THAT(r.out, HasSubstr("\n10 passed, 0 failed\n")) << describe(r);
+    // ps after the restart: ds in slot 1, generation 2.
+    EXPECT_TRUE(has_line_matching(r.out, " *[0-9]+ +[0-9]+ +131073 +1 +2 system .* ds"))
+        << describe(r);
+}
+
+TEST_F(MinixBoot, IsolationRefusesAndTheSystemKeepsRunning) {
+    REQUIRE_KVM();
+    const ProcessResult r = run_ukvm(
+        "isolate calls\nisolate kernel\nisolate phys\nisolate write-text\necho alive\n"
+        "poweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n11 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+    EXPECT_EQ(count(r.out, "isolate: killed by a fault (vector 14)"), 3u) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("cr2 100000"));   // the kernel image
+    EXPECT_THAT(r.out, HasSubstr("cr2 2000000"));  // another process's frames
+    EXPECT_THAT(r.out, Not(HasSubstr("must not get here")));
+    EXPECT_TRUE(has_line(r.out, "alive")) << describe(r);
+}
+
+TEST_F(MinixBoot, InitStartsANewShellWhenOneExits) {
+    REQUIRE_KVM();
+    const ProcessResult r = run_ukvm("exit 3\necho again\nnosuch\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(has_line_matching(r.out,
+                                  "init: sh \\(pid [0-9]+\\) ended \\(reason 0, 3\\); "
+                                  "starting another"))
+        << describe(r);
+    EXPECT_EQ(count(r.out, "; type help for the commands"), 2u) << describe(r);
+    EXPECT_TRUE(has_line(r.out, "again")) << describe(r);
+    EXPECT_TRUE(has_line(r.out, "nosuch: command not found (try help)")) << describe(r);
+}
+
+TEST_F(MinixBoot, SameImageReachesThePromptOnQemu) {
+    REQUIRE_KVM();
+    const fs::path qemu = find_program("qemu-system-x86_64");
+    if (qemu.empty()) GTEST_SKIP() << "qemu-system-x86_64 is not in PATH";
+    std::string initrd;
+    for (const auto& p : values(config_, "path")) initrd += (initrd.empty() ? "" : ",") + p;
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(120);
+    options.input = "echo on qemu\npoweroff\n";
+    options.has_input = true;
+    const ProcessResult r = run_process({qemu.string(), "-enable-kvm",
+                                         "-M",          "pc",
+                                         "-m",          "64",
+                                         "-kernel",     values(config_, "kernel").at(0),
+                                         "-append",     values(config_, "cmdline").at(0),
+                                         "-initrd",     initrd,
+                                         "-display",    "none",
+                                         "-serial",     "stdio",
+                                         "-monitor",    "none",
+                                         "-device",     "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                                         "-no-reboot"},
+                                        options);
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, (0 << 1) | 1) << describe(r);  // isa-debug-exit: (status << 1) | 1
+    EXPECT_THAT(r.out, HasSubstr("no ukvm VMM (UART console)"));
+    EXPECT_THAT(r.out, HasSubstr(kPrompt)) << describe(r);
+    EXPECT_TRUE(has_line(r.out, "on qemu")) << describe(r);
+}
+
+}  // namespace
