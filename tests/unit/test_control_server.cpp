@@ -13,9 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 
+#include "vmm/control/console_tee.hpp"
 #include "vmm/control/control_server.hpp"
 
 namespace ukvm::control {
@@ -177,6 +179,36 @@ TEST_F(ControlTest, ConsoleStreamsBothWays) {
     ASSERT_EQ(::send(c, "info\n", 5, MSG_NOSIGNAL), 5);
     EXPECT_THAT(read_until(c, "\n\n"), testing::StartsWith("ok\nname: fake"));
     ::close(c);
+}
+
+TEST_F(ControlTest, ConsoleTeeFeedsBothTheSinkAndAttachedConsoles) {
+    struct Recorder : ConsoleSink {
+        std::string got;
+        void write(std::span<const std::uint8_t> b) override { got.append(b.begin(), b.end()); }
+    } sink;
+    ConsoleTee tee(sink, *server_);
+    const int fd = connect_raw();
+    ASSERT_EQ(::send(fd, "console\n", 8, MSG_NOSIGNAL), 8);
+    ASSERT_EQ(read_until(fd, "ok\n\n"), "ok\n\n");
+    const std::string text = "boot\n";
+    tee.write(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    EXPECT_EQ(sink.got, text);
+    EXPECT_EQ(read_until(fd, text), text);
+    ::close(fd);
+}
+
+TEST_F(ControlTest, CtlCommandPrintsTheReply) {
+    std::ostringstream out, err;
+    EXPECT_EQ(cli_ctl(path_, "info", out, err), 0);
+    EXPECT_THAT(out.str(), testing::StartsWith("name: fake\nstate: running\n"));
+    EXPECT_EQ(err.str(), "");
+    out.str("");
+    EXPECT_EQ(cli_ctl(path_, "resume", out, err), 1);
+    EXPECT_EQ(err.str(), "ukvm: not paused\n");
+    err.str("");
+    EXPECT_EQ(cli_ctl(path_.string() + ".none", "info", out, err), 1);
+    EXPECT_THAT(err.str(), HasSubstr("ukvm: connect "));
+    EXPECT_EQ(out.str(), "");
 }
 
 TEST_F(ControlTest, SocketIsPrivateAndRemovedWithTheServer) {

@@ -278,4 +278,25 @@ ControlReply control_request(const std::filesystem::path& socket, const std::str
     return r;
 }
 
+int cli_ctl(const std::filesystem::path& socket, const std::string& command, std::ostream& out,
+            std::ostream& err) {
+    if (command == "console") {
+        err << "ukvm: ctl console is not available yet; use socat - UNIX:" << socket.string()
+            << " and type 'console'\n";
+        return 2;
+    }
+    try {
+        const ControlReply r = control_request(socket, command);
+        if (!r.ok) {
+            err << "ukvm: " << r.error << "\n";
+            return 1;
+        }
+        for (const std::string& line : r.lines) out << line << "\n";
+        return 0;
+    } catch (const std::exception& e) {
+        err << "ukvm: " << e.what() << "\n";
+        return 1;
+    }
+}
+
 }  // namespace ukvm::control

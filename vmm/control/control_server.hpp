@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <ostream>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -101,5 +102,10 @@ struct ControlReply {
     std::vector<std::string> lines;  // "key: value"
 };
 ControlReply control_request(const std::filesystem::path& socket, const std::string& command);
+
+// `ukvm ctl SOCKET COMMAND`: prints the reply's lines on out (or "ukvm: ERROR" on err) and
+// returns the exit status: 0 ok, 1 the guest refused or the socket cannot be reached.
+int cli_ctl(const std::filesystem::path& socket, const std::string& command, std::ostream& out,
+            std::ostream& err);
 
 }  // namespace ukvm::control

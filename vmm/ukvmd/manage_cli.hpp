@@ -8,6 +8,9 @@
 
 namespace ukvm::ukvmd {
 
+// ukvmd's read-write socket unless --socket says otherwise.
+inline constexpr const char* kDefaultUkvmdSocket = "/var/run/libvirt/virtukvmd-sock";
+
 int cli_ps(const std::filesystem::path& socket, std::ostream& out, std::ostream& err);
 int cli_start(const std::filesystem::path& socket, const std::string& name, std::ostream& out,
               std::ostream& err);
