@@ -3,9 +3,11 @@
 // Skipped, with the reason, without virsh, /dev/kvm or the guest images.
 #include <fcntl.h>
 #include <gmock/gmock.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,11 +76,12 @@ public:
     fs::path log() const { return dir_ / "ukvmd.log"; }
 
     // Starts ukvmd and waits for its read-write socket to accept connections.
-    ::testing::AssertionResult start() {
+    ::testing::AssertionResult start(const std::vector<std::string>& extra = {}) {
         const std::string log_path = log().string();
         std::vector<std::string> args = {kUkvmd.string(), "--socket",       socket().string(),
                                          "--state-dir",   state().string(), "--ukvm",
                                          UKVM_BINARY,     "--log-level",    "debug"};
+        args.insert(args.end(), extra.begin(), extra.end());
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -429,6 +432,18 @@ TEST_F(VirshTest, TwentyGuestsOneKilledDaemonRestarted) {
     };
     EXPECT_EQ(running(), kGuests);
     for (int i = 0; i < kGuests; ++i) EXPECT_TRUE(wait_state(name(i), "running"));
+    // Host memory per idle guest: the ukvm processes' resident set (16 MiB guests).
+    std::uint64_t rss_kib = 0;
+    for (int i = 0; i < kGuests; ++i) {
+        std::istringstream status(
+            read_file("/proc/" + std::to_string(daemon_->guest_pid(name(i))) + "/status"));
+        for (std::string line; std::getline(status, line);) {
+            if (line.rfind("VmRSS:", 0) == 0) rss_kib += std::stoull(line.substr(6));
+        }
+    }
+    std::cout << "resident memory per idle 16 MiB guest: " << rss_kib / kGuests << " KiB\n";
+    EXPECT_GT(rss_kib, 0u);
+    EXPECT_LT(rss_kib / kGuests, (16 + 64) * 1024u) << "more than guest RAM + VMM overhead";
 
     ASSERT_EQ(::kill(daemon_->guest_pid("g7"), SIGKILL), 0);
     EXPECT_TRUE(wait_state("g7", "shut off (crashed)"));
@@ -477,6 +492,24 @@ TEST_F(VirshTest, ReadOnlySocketRefusesMutations) {
     namespace stdfs = std::filesystem;
     EXPECT_EQ(stdfs::status(daemon_->socket()).permissions() & stdfs::perms::all,
               stdfs::perms::owner_read | stdfs::perms::owner_write);
+}
+
+TEST_F(VirshTest, SocketGroupOpensTheReadWriteSocketToAGroup) {
+    const group* g = ::getgrnam("nogroup");
+    if (g == nullptr) GTEST_SKIP() << "no group 'nogroup'";
+    daemon_->stop();
+    ASSERT_TRUE(daemon_->start({"--socket-group", "nogroup"}));
+    struct stat st {};
+    ASSERT_EQ(::stat(daemon_->socket().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0660u);
+    EXPECT_EQ(st.st_gid, g->gr_gid);
+    ASSERT_EQ(::stat((daemon_->socket().string() + "-ro").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0666u);
+    EXPECT_EQ(virsh({"list"}).status, 0);
+    // An unknown group is a usage error, before anything listens.
+    daemon_->stop();
+    EXPECT_FALSE(daemon_->start({"--socket-group", "no-such-group-ukvm"}));
+    EXPECT_THAT(read_file(daemon_->log()), HasSubstr("--socket-group: no group named"));
 }
 
 TEST_F(VirshTest, UnsupportedXmlIsRejectedNamingTheElement) {
