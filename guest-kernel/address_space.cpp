@@ -104,6 +104,29 @@ bool AddressSpace::map_zeroed(uint64_t va, uint64_t len, unsigned flags) {
     return true;
 }
 
+bool AddressSpace::copy_from(const AddressSpace& src) {
+    uint64_t src_pd = table(table(src.pml4_)[0])[1] & kAddrMask;
+    for (int i = 0; i < 512; ++i) {
+        uint64_t pde = table(src_pd)[i];
+        if (!(pde & PTE_P)) continue;
+        const uint64_t* pt = table(pde);
+        for (int j = 0; j < 512; ++j) {
+            if (!(pt[j] & PTE_P) || !(pt[j] & kOwnedBit)) continue;
+            uint64_t va = kUserBase + (uint64_t(i) << 21) + (uint64_t(j) << 12);
+            uint64_t frame = frames::alloc();
+            uint64_t* pte = frame ? walk(va, true) : nullptr;
+            if (!pte) {
+                if (frame) frames::free(frame);
+                return false;
+            }
+            memcpy(frames::to_virtual(frame), frames::to_virtual(pt[j] & kAddrMask),
+                   frames::kPageSize);
+            *pte = frame | (pt[j] & ~kAddrMask);
+        }
+    }
+    return true;
+}
+
 bool AddressSpace::unmapped(uint64_t va, uint64_t len) {
     if (!in_user_half(va, len) || va < kUserBase + (2u << 20)) return false;
     for (uint64_t a = va; a < va + len; a += frames::kPageSize) {

@@ -43,6 +43,9 @@ public:
     bool map_zeroed(uint64_t va, uint64_t len, unsigned flags);
     // True if no page of [va, va + len) is mapped (and the range is in the user half).
     bool unmapped(uint64_t va, uint64_t len);
+    // Fills this (new, empty) address space with copies of src's own user pages, same
+    // addresses and rights; device mappings are not copied. false when out of memory.
+    bool copy_from(const AddressSpace& src);
     // Removes the pages of [va, va + len), freeing owned frames; flushes the TLB entries
     // when this address space is the one loaded.
     void unmap(uint64_t va, uint64_t len);

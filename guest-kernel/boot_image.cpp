@@ -17,6 +17,8 @@ int g_count = 0;
 
 constexpr uint64_t kStackSize = 64 * 1024;
 
+}  // namespace
+
 // Users may send to every server; a new server becomes reachable for existing users.
 void connect(Proc* p) {
     for (Proc& other : proc::table) {
@@ -27,8 +29,6 @@ void connect(Proc* p) {
             p->priv.send_mask |= 1ull << other.index();
     }
 }
-
-}  // namespace
 
 void add(uint64_t start, uint64_t end, const char* cmdline) {
     if (g_count == kMaxModules) return;

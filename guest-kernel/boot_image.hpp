@@ -21,6 +21,9 @@ void add(uint64_t start, uint64_t end, const char* cmdline);
 int count();
 const Module* get(int index);
 
+// Makes p reachable: users may send to every server (called for every new process).
+void connect(Proc* p);
+
 // Starts module index in a fresh process; returns it, or nullptr with *error set. args,
 // when given, replace the module's own arguments on the command line.
 Proc* spawn(int index, Endpoint parent, int32_t* error, const char* args = nullptr);

@@ -110,6 +110,10 @@ void forget_fpu(const Proc* p) {
     if (g_fpu_owner == p) g_fpu_owner = nullptr;
 }
 
+void save_fpu(Proc* p) {
+    if (g_fpu_owner == p) asm volatile("fxsave64 %0" : "=m"(p->fpu));
+}
+
 void init_fpu_state(Proc* p) {
     memset(p->fpu, 0, sizeof p->fpu);
     p->fpu[0] = kFcwLow;

@@ -17,6 +17,8 @@ void timer_fired();
 void forget_address_space(const AddressSpace& as);
 // p is ending: its FPU state need not be saved.
 void forget_fpu(const Proc* p);
+// Makes p->fpu current (stores the registers if p's state is live in them).
+void save_fpu(Proc* p);
 // The FPU/SSE state every process starts with.
 void init_fpu_state(Proc* p);
 // Return to user mode through sysretq when the kernel entry allows (kernel cmdline

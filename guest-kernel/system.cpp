@@ -81,6 +81,37 @@ int32_t sys_procinfo(Message& m) {
     return kESrch;
 }
 
+int32_t sys_fork(Proc* caller, Message& m) {
+    Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
+    if (!p || p->is_task() || p == caller) return kEInval;
+    // Only a client waiting for our reply: its state is then fully in its Proc.
+    if (p->blocked != kReceiving || !p->reply_pending || p->get_from != caller->endpoint)
+        return kEBusy;
+    Proc* c = proc::allocate();
+    if (!c) return kEBusy;
+    if (!c->as.create() || !c->as.copy_from(p->as)) {
+        c->as.destroy();
+        c->blocked = kSlotFree;
+        return kENoMem;
+    }
+    sched::save_fpu(p);
+    c->regs = p->regs;
+    memcpy(c->fpu, p->fpu, sizeof c->fpu);
+    memcpy(c->name, p->name, kNameLen);
+    c->priv = p->priv;
+    c->parent = caller->endpoint;
+    c->module = p->module;
+    c->entered_by_syscall = p->entered_by_syscall;
+    c->heap_va = p->heap_va;  // (device mappings are not copied)
+    c->get_from = p->get_from;
+    c->msg = p->msg;
+    c->reply_pending = true;
+    c->blocked = kReceiving;
+    boot_image::connect(c);
+    m.u64[0] = static_cast<uint64_t>(c->endpoint);
+    return kOk;
+}
+
 int32_t sys_kill(Proc* caller, Message& m) {
     Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
     if (!p || p->is_task()) return kEDeadSrcDst;
@@ -242,6 +273,8 @@ int32_t system_call(Proc* caller, Message& m) {
             return sys_findproc(m);
         case kSysProcInfo:
             return sys_procinfo(m);
+        case kSysFork:
+            return sys_fork(caller, m);
         default:
             return kENoSys;
     }

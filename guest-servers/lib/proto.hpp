@@ -22,6 +22,7 @@ enum PmCall : int32_t {
     kPmKill = 0x103,      // i64[0] pid -> 0 (SIGKILL: the only signal)
     kPmProcs = 0x104,     // i64[0] slot -> ukvm::kernel::ProcInfo in bytes, pid at kPidOffset
     kPmPowerOff = 0x105,  // i64[0] status: ends the VM
+    kPmFork = 0x106,      // -> the child's pid in the parent, 0 in the child
 };
 inline constexpr size_t kPidOffset = 48;  // kPmProcs: int32 pid, int32 parent's pid
 

@@ -169,6 +169,12 @@ int32_t wait(int32_t pid, WaitStatus* status) {
     return r;
 }
 
+int32_t fork() {
+    Message m{};
+    m.m_type = proto::kPmFork;
+    return call("pm", &m);
+}
+
 int32_t getpid() {
     Message m{};
     m.m_type = proto::kPmGetPid;

@@ -36,6 +36,7 @@ struct WaitStatus {
     uint64_t reason, detail;  // ukvm::kernel::ExitReason; status, vector or 0
 };
 int32_t wait(int32_t pid, WaitStatus* status);  // pid -1: any child
+int32_t fork();                                 // the child's pid, or 0 in the child
 int32_t getpid();
 int32_t kill(int32_t pid);
 struct ProcEntry {

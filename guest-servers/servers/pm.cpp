@@ -1,5 +1,6 @@
 // PM, the process manager: starts programs from the boot image on request (exec: a new
-// process, as the kernel's child of PM and PM's child of the requester), reports their
+// process, as the kernel's child of PM and PM's child of the requester), forks (the
+// kernel copies the requester while it waits for PM's reply), reports their
 // end to a waiting parent (wait), gives out process ids, kills (the one signal: SIGKILL),
 // lists processes and powers the machine off.
 //
@@ -76,6 +77,26 @@ int32_t do_exec(Message& m) {
     if (r < 0) return r;
     auto e = static_cast<Endpoint>(m.u64[0]);
     *c = Child{e, parent, pid_of(e)};
+    return c->pid;
+}
+
+// The caller, waiting for our reply, is copied by the kernel; both get a reply (the
+// child's pid, and 0 in the child).
+int32_t do_fork(Message& m) {
+    Child* c = nullptr;
+    for (Child& x : g_children)
+        if (x.endpoint == kNone) c = &x;
+    if (!c) return kEBusy;
+    Endpoint parent = m.m_source;
+    Message k{};
+    k.u64[0] = static_cast<uint64_t>(parent);
+    int32_t r = user::kernel_call(kSysFork, &k);
+    if (r < 0) return r;
+    auto e = static_cast<Endpoint>(k.u64[0]);
+    *c = Child{e, parent, pid_of(e)};
+    Message child{};
+    child.m_type = 0;
+    user::sendnb(e, &child);
     return c->pid;
 }
 
@@ -192,6 +213,9 @@ int main(const char*) {
         switch (m.m_type) {
             case proto::kPmExec:
                 r = do_exec(m);
+                break;
+            case proto::kPmFork:
+                r = do_fork(m);
                 break;
             case proto::kPmWait:
                 r = do_wait(m, &deferred);

@@ -2,7 +2,8 @@
 // RS starts DS, PM, TTY and init, init starts the shell, and the shell is driven through
 // ukvm's stdin (the guest's COM1). Checks the shell's commands, RS restarting a killed
 // service (rstest), the isolation of a hostile user program (isolate), exec/wait through
-// init restarting an exited shell, and the same image reaching the prompt under QEMU.
+// init restarting an exited shell, fork (forktest), and the same image reaching the prompt
+// under QEMU.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -195,6 +196,17 @@ TEST_F(MinixBoot, InitStartsANewShellWhenOneExits) {
     EXPECT_EQ(count(r.out, "; type help for the commands"), 2u) << describe(r);
     EXPECT_TRUE(has_line(r.out, "again")) << describe(r);
     EXPECT_TRUE(has_line(r.out, "nosuch: command not found (try help)")) << describe(r);
+}
+
+TEST_F(MinixBoot, ForkCopiesTheCallerAndWaitCollectsTheChild) {
+    REQUIRE_KVM();
+    const ProcessResult r = run_ukvm("forktest\nforktest\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(count(r.out, "\n5 passed, 0 failed\n"), 2u) << describe(r);
+    EXPECT_TRUE(has_line_matching(r.out, "forktest: child pid [0-9]+, parent [0-9]+"))
+        << describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
 }
 
 TEST_F(MinixBoot, SameImageReachesThePromptOnQemu) {

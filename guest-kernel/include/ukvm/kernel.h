@@ -125,8 +125,12 @@ enum KernelCall : int32_t {
     kSysUnmap = 17,     // u64[0] address, u64[1] length: memory from kSysMapAnon/kSysMapPhys
     kSysProcInfo = 18,  // u64[0] slot: the first live process in a slot >= it -> ProcInfo
                         // (kESrch when there is none)
+    kSysFork = 19,      // u64[0] a process waiting in SENDREC for the caller's reply ->
+                        // u64[0] the copy's endpoint: same memory contents (copied), registers
+                        // and FPU state, also waiting for the caller's reply; its parent is
+                        // the caller (PM's fork)
 };
-inline constexpr int kNrKernelCalls = 19;
+inline constexpr int kNrKernelCalls = 20;
 inline constexpr size_t kSpawnArgsOffset = 16;  // kSysSpawn: where the arguments start
 inline constexpr size_t kSpawnArgsMax = 40;     // with the NUL
 

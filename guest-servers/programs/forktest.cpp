@@ -1,0 +1,48 @@
+// forktest: fork through PM. The child gets 0 and its own pid, a copy of the parent's
+// memory (its writes stay its own) and exits with a status the parent collects with
+// wait. Prints "N passed, M failed"; exits with M.
+#include "sys.hpp"
+
+using namespace ukvm::kernel;
+using user::print;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+volatile int g_value = 1;
+char* g_heap = nullptr;
+
+void check(bool ok, const char* what) {
+    ++(ok ? g_passed : g_failed);
+    print("%s %s\n", ok ? "PASS" : "FAIL", what);
+}
+
+}  // namespace
+
+int main(const char*) {
+    int32_t me = sys::getpid();
+    g_heap = static_cast<char*>(malloc(100));
+    strncpy(g_heap, "parent", 100);
+    uint64_t t0 = user::uptime_ns();
+    int32_t pid = sys::fork();
+    if (pid == 0) {
+        // The child: checks are reported through its exit status (bit per failure).
+        int bad = 0;
+        if (sys::getpid() == me || sys::getpid() <= 0) bad |= 1;
+        if (g_value != 1 || strcmp(g_heap, "parent") != 0) bad |= 2;
+        g_value = 2;
+        strncpy(g_heap, "child", 100);
+        print("forktest: child pid %d, parent %d\n", sys::getpid(), me);
+        return 40 + bad;
+    }
+    uint64_t t1 = user::uptime_ns();
+    check(pid > 0 && pid != me, "the parent gets the child's pid");
+    sys::WaitStatus st{};
+    check(sys::wait(pid, &st) == pid, "wait returns the child");
+    check(st.reason == kExitNormal && st.detail == 40, "the child saw a copy and its own pid");
+    check(g_value == 1 && strcmp(g_heap, "parent") == 0, "the child's writes stayed its own");
+    check(sys::wait(-1, &st) == proto::kEChild, "no more children");
+    print("forktest: fork took %lu us\n", (t1 - t0) / 1000);
+    print("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed;
+}
