@@ -633,6 +633,13 @@ TEST_F(VirshTest, MalformedPacketsCloseOnlyTheirConnection) {
         EXPECT_FALSE(bad.receive()) << "connection survived a malformed packet";
     }
     {
+        // The read-only socket takes no packet over 64 KiB (no read-only call needs one).
+        RawClient bad(daemon_->socket().string() + "-ro");
+        ASSERT_TRUE(bad.connected());
+        bad.send({0x00, 0x02, 0x00, 0x00});  // 128 KiB announced
+        EXPECT_FALSE(bad.receive());
+    }
+    {
         // Truncated arguments: SUPPORTS_FEATURE without its int.
         RawClient bad(daemon_->socket());
         bad.call(60, 0, {0, 0});

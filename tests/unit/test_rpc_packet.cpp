@@ -86,6 +86,15 @@ TEST(RpcPacket, RejectsOversizedLengthBeforeBufferingTheBody) {
     EXPECT_FALSE(c.next());
 }
 
+TEST(RpcPacket, ASmallerLimitForRestrictedClients) {
+    PacketAssembler a(1024);
+    EXPECT_THROW(a.feed(Bytes{0x00, 0x00, 0x04, 0x01}), ProtocolError);  // 1025
+    PacketAssembler b(1024);
+    EXPECT_NO_THROW(b.feed(Bytes{0x00, 0x00, 0x04, 0x00}));
+    PacketAssembler c(SIZE_MAX);  // never above the protocol's own maximum
+    EXPECT_THROW(c.feed(Bytes{0x02, 0x00, 0x00, 0x05}), ProtocolError);
+}
+
 TEST(RpcPacket, RejectsABadSecondPacketAfterAGoodOne) {
     PacketAssembler a;
     Bytes b = kAuthList;

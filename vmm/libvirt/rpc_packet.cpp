@@ -73,6 +73,17 @@ RemoteError decode_error(std::span<const std::uint8_t> payload) {
     return r;  // the optional extras are not needed by our callers (tests)
 }
 
+void PacketAssembler::check_length(std::uint32_t len) const {
+    if (len < kMinPacketBytes) {
+        throw ProtocolError("packet length " + std::to_string(len) + " is below the " +
+                            std::to_string(kMinPacketBytes) + "-byte minimum");
+    }
+    if (len > max_packet_) {
+        throw ProtocolError("packet length " + std::to_string(len) + " exceeds the maximum of " +
+                            std::to_string(max_packet_));
+    }
+}
+
 void PacketAssembler::feed(std::span<const std::uint8_t> bytes) {
     // Drop consumed bytes before growing, so the buffer stays at most one packet large.
     if (start_ > 0) {
@@ -84,15 +95,7 @@ void PacketAssembler::feed(std::span<const std::uint8_t> bytes) {
         // Validate the length as soon as it is known, before buffering the body.
         XdrDecoder d(std::span<const std::uint8_t>(buf_).subspan(start_, kLengthBytes));
         const std::uint32_t len = d.u32();
-        if (len < kMinPacketBytes) {
-            throw ProtocolError("packet length " + std::to_string(len) + " is below the " +
-                                std::to_string(kMinPacketBytes) + "-byte minimum");
-        }
-        if (len > kMaxPacketBytes) {
-            throw ProtocolError("packet length " + std::to_string(len) +
-                                " exceeds the protocol maximum of " +
-                                std::to_string(kMaxPacketBytes));
-        }
+        check_length(len);
     }
 }
 
@@ -101,9 +104,7 @@ std::optional<Packet> PacketAssembler::next() {
     const auto avail = std::span<const std::uint8_t>(buf_).subspan(start_);
     XdrDecoder d(avail.first(kLengthBytes));
     const std::uint32_t len = d.u32();
-    if (len < kMinPacketBytes || len > kMaxPacketBytes) {
-        throw ProtocolError("bad packet length " + std::to_string(len));
-    }
+    check_length(len);
     if (avail.size() < len) return std::nullopt;
     Packet p;
     p.header = decode_header(avail.subspan(kLengthBytes, kHeaderBytes));

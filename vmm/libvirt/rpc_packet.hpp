@@ -86,12 +86,18 @@ RemoteError decode_error(std::span<const std::uint8_t> payload);
 // body is buffered, so a peer cannot make us hold more than one maximal packet.
 class PacketAssembler {
 public:
+    // max_packet: the largest packet accepted, at most kMaxPacketBytes (a server may want
+    // less from clients that can only make small calls).
+    explicit PacketAssembler(std::size_t max_packet = kMaxPacketBytes)
+        : max_packet_(max_packet < kMaxPacketBytes ? max_packet : kMaxPacketBytes) {}
     void feed(std::span<const std::uint8_t> bytes);
     std::optional<Packet> next();
     // Bytes received that do not yet form a whole packet.
     std::size_t buffered() const { return buf_.size() - start_; }
 
 private:
+    void check_length(std::uint32_t len) const;
+    std::size_t max_packet_;
     std::vector<std::uint8_t> buf_;
     std::size_t start_ = 0;
 };

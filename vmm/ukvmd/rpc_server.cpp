@@ -98,6 +98,7 @@ constexpr std::uint32_t kDomainListMax = 16384;
 constexpr std::size_t kMaxNameBytes = 4096;
 constexpr std::size_t kMaxOutputBytes = 64 * 1024 * 1024;  // a client that stops reading
 constexpr std::size_t kConsoleBacklog = 1024 * 1024;
+constexpr std::size_t kMaxReadOnlyPacket = 64 * 1024;
 // ukvm's own version in libvirt's major * 1000000 + minor * 1000 + micro form.
 constexpr std::uint64_t kVersion = 1000;
 
@@ -247,11 +248,18 @@ void RpcServer::accept_from(Listener& l) {
             }
             return;
         }
-        if (connections_.size() >= options_.max_connections) {
-            spdlog::warn("refusing a connection: {} already open", connections_.size());
+        // Read-only clients (anyone, mode 0666) get at most half the slots, so they
+        // cannot lock root out of the read-write socket.
+        std::size_t read_only = 0;
+        for (const auto& [cid, conn] : connections_) read_only += conn->read_only ? 1 : 0;
+        if (connections_.size() >= options_.max_connections ||
+            (l.read_only && read_only >= options_.max_connections / 2)) {
+            spdlog::warn("refusing a connection on {}: {} already open", l.path.string(),
+                         connections_.size());
             continue;  // fd closes here
         }
-        auto c = std::make_unique<Connection>();
+        // No read-only procedure takes more than a few hundred bytes of arguments.
+        auto c = std::make_unique<Connection>(l.read_only ? kMaxReadOnlyPacket : kMaxPacketBytes);
         c->id = next_id_++;
         c->fd = std::move(fd);
         c->read_only = l.read_only;

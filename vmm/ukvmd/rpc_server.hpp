@@ -62,6 +62,7 @@ private:
         bool eof_sent = false;
     };
     struct Connection {
+        explicit Connection(std::size_t max_packet) : in(max_packet) {}
         std::uint64_t id = 0;
         Fd fd;
         EventLoop::Token token = 0;
