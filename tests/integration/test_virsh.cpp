@@ -672,6 +672,20 @@ TEST_F(VirshTest, MalformedPacketsCloseOnlyTheirConnection) {
     EXPECT_TRUE(wait_state("idle", "running"));
 }
 
+TEST_F(VirshTest, ReadOnlyClientsCannotExhaustConnections) {
+    std::vector<std::unique_ptr<RawClient>> held;
+    for (int i = 0; i < 64; ++i) {
+        held.push_back(std::make_unique<RawClient>(daemon_->socket().string() + "-ro"));
+        held.back()->call(66, 0);  // AUTH_LIST: the daemon has accepted it once it answers
+        ASSERT_TRUE(held.back()->receive()) << "read-only connection " << i << " refused";
+    }
+    RawClient extra(daemon_->socket().string() + "-ro");
+    extra.call(66, 0);
+    EXPECT_FALSE(extra.receive()) << "a 65th read-only connection was served";
+    const ProcessResult r = virsh({"list", "--all"});  // the read-write socket still works
+    EXPECT_EQ(r.status, 0) << describe(r);
+}
+
 TEST_F(VirshTest, PythonLibvirtClient) {
     if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
     const ProcessResult probe = run_process({"/usr/bin/python3", "-c", "import libvirt"});
