@@ -315,6 +315,8 @@ TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
         xml.replace(at, 9, kGuestDir.string());
     }
     const fs::path file = write_xml("hello", xml);
+    // A log past 16 MiB from earlier runs is rotated away when the guest starts.
+    write_file(daemon_->state() / "logs/hello.log", std::string(17 << 20, 'x'));
     ProcessResult r = virsh({"define", file.string()});
     ASSERT_EQ(r.status, 0) << describe(r);
     r = virsh({"start", "hello"});
@@ -324,6 +326,8 @@ TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
     EXPECT_THAT(log, HasSubstr("Hello from ukvm guest"));
     EXPECT_THAT(log, HasSubstr("cmdline: \"greeting=hello exit=0\""));
     EXPECT_THAT(log, HasSubstr("'hello' exited with status 0"));
+    EXPECT_LT(log.size(), 64u * 1024);
+    EXPECT_EQ(fs::file_size(daemon_->state() / "logs/hello.log.1"), 17u << 20);
     // Confined or not, the log says which (this host may lack cgroup v2 controllers).
     EXPECT_THAT(log,
                 testing::ContainsRegex("starting 'hello' at [^\n]* \\((cgroup /[^\n]*memory.max "

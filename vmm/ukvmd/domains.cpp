@@ -27,6 +27,8 @@ using libvirt::format_uuid;
 constexpr std::size_t kMaxCrashRestarts = 5;
 constexpr std::chrono::seconds kCrashWindow{60};
 
+constexpr std::uintmax_t kLogRotateBytes = 16 * 1024 * 1024;
+
 // What a ukvm process needs besides guest RAM (its code, heap, thread stacks, page tables).
 constexpr std::uint64_t kVmmOverheadMib = 64;
 namespace err = libvirt::err;
@@ -45,6 +47,16 @@ Fd open_log(const std::filesystem::path& path) {
     if (!fd.valid())
         throw std::system_error(errno, std::generic_category(), "open " + path.string());
     return fd;
+}
+
+// Keeps a guest's log bounded across runs: past the limit at a start, the old log becomes
+// NAME.log.1 (replacing the previous one). A single run's output is not cut short.
+void rotate_log(const std::filesystem::path& log) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(log, ec);
+    if (ec || size < kLogRotateBytes) return;
+    std::filesystem::rename(log, log.string() + ".1", ec);
+    if (ec) spdlog::warn("cannot rotate {}: {}", log.string(), ec.message());
 }
 
 }  // namespace
@@ -172,6 +184,7 @@ void Domains::start(Domain& d) {
                      std::to_string(config.memory_mib + kVmmOverheadMib) + " MiB, " +
                      std::to_string(limits.cpus) + " CPU"
                : "no cgroup limits: " + no_cgroup;
+    rotate_log(dir_.log(d.name()));
     Fd log = open_log(dir_.log(d.name()));
     const std::string header =
         "--- ukvmd: starting '" + d.name() + "' at " + now_utc() + " (" + confinement + ") ---\n";
