@@ -76,6 +76,7 @@ constexpr Policy kPolicies[] = {
     {"ipc_bench", kServerPriv},
     {"idle", kServerPriv},  // sleeps through CLOCK alarms: needs RECEIVE
     {"fuzz", kServerPriv},  // throws every kind of call at the kernel
+    {"hang", kServerPriv},  // a service that stops answering RS's heartbeat
 };
 
 }  // namespace

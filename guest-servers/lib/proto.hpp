@@ -23,6 +23,7 @@ enum PmCall : int32_t {
     kPmProcs = 0x104,     // i64[0] slot -> ukvm::kernel::ProcInfo in bytes, pid at kPidOffset
     kPmPowerOff = 0x105,  // i64[0] status: ends the VM
     kPmFork = 0x106,      // -> the child's pid in the parent, 0 in the child
+    kPmSleep = 0x107,     // u64[0] nanoseconds -> 0 when they have passed
 };
 inline constexpr size_t kPidOffset = 48;  // kPmProcs: int32 pid, int32 parent's pid
 

@@ -175,6 +175,13 @@ int32_t fork() {
     return call("pm", &m);
 }
 
+int32_t sleep_ns(uint64_t ns) {
+    Message m{};
+    m.m_type = proto::kPmSleep;
+    m.u64[0] = ns;
+    return call("pm", &m);
+}
+
 int32_t getpid() {
     Message m{};
     m.m_type = proto::kPmGetPid;

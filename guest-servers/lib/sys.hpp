@@ -38,6 +38,7 @@ struct WaitStatus {
 int32_t wait(int32_t pid, WaitStatus* status);  // pid -1: any child
 int32_t fork();                                 // the child's pid, or 0 in the child
 int32_t getpid();
+int32_t sleep_ns(uint64_t ns);  // users cannot take alarms themselves: PM's timer
 int32_t kill(int32_t pid);
 struct ProcEntry {
     ukvm::kernel::ProcInfo info;

@@ -19,6 +19,7 @@ void cmd_help(int, char**) {
         "  ps              list the processes\n"
         "  uptime          time since boot\n"
         "  kill PID        end a process (RS restarts a system service)\n"
+        "  sleep MS        wait that many milliseconds\n"
         "  poweroff        end the machine (status 0)\n"
         "  exit [STATUS]   end this shell (init starts another)\n"
         "anything else runs the boot program of that name: PROGRAM [ARGS...]\n");
@@ -72,6 +73,15 @@ void cmd_kill(int argc, char** argv) {
     if (r < 0) print("kill: %ld: error %d\n", pid, r);
 }
 
+void cmd_sleep(int argc, char** argv) {
+    int64_t ms;
+    if (argc != 2 || !sys::parse_int(argv[1], &ms) || ms < 0) {
+        print("usage: sleep MILLISECONDS\n");
+        return;
+    }
+    sys::sleep_ns(static_cast<uint64_t>(ms) * 1000000);
+}
+
 void cmd_poweroff(int, char**) {
     print("powering off\n");
     sys::poweroff(0);
@@ -107,8 +117,8 @@ struct Builtin {
     void (*run)(int argc, char** argv);
 };
 constexpr Builtin kBuiltins[] = {
-    {"help", cmd_help},     {"echo", cmd_echo}, {"ps", cmd_ps},
-    {"uptime", cmd_uptime}, {"kill", cmd_kill}, {"poweroff", cmd_poweroff},
+    {"help", cmd_help}, {"echo", cmd_echo},         {"ps", cmd_ps},       {"uptime", cmd_uptime},
+    {"kill", cmd_kill}, {"poweroff", cmd_poweroff}, {"sleep", cmd_sleep},
 };
 
 // Reads one line (without the newline); false when the console is gone.

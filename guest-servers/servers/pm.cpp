@@ -151,6 +151,46 @@ int32_t do_procs(Message& m) {
     return kOk;
 }
 
+// Callers of kPmSleep, answered when their time has come (PM's one alarm is set for the
+// earliest).
+struct Sleeper {
+    Endpoint endpoint = kNone;
+    uint64_t wake_ns = 0;
+};
+Sleeper g_sleepers[16];
+
+void arm_alarm(uint64_t now) {
+    uint64_t next = 0;
+    for (const Sleeper& s : g_sleepers)
+        if (s.endpoint != kNone && (!next || s.wake_ns < next)) next = s.wake_ns;
+    Message a{};
+    a.u64[0] = next ? (next > now ? next - now : 1) : 0;
+    user::kernel_call(kSysSetAlarm, &a);
+}
+
+int32_t do_sleep(Message& m, bool* deferred) {
+    for (Sleeper& s : g_sleepers) {
+        if (s.endpoint != kNone) continue;
+        uint64_t now = user::uptime_ns();
+        s = {m.m_source, now + m.u64[0]};
+        arm_alarm(now);
+        *deferred = true;
+        return kOk;
+    }
+    return kEBusy;
+}
+
+void wake(uint64_t now) {
+    for (Sleeper& s : g_sleepers) {
+        if (s.endpoint == kNone || s.wake_ns > now) continue;
+        Message r{};
+        r.m_type = kOk;
+        user::sendnb(s.endpoint, &r);
+        s = Sleeper{};
+    }
+    arm_alarm(now);
+}
+
 // SYSTEM told us children ended: make them zombies and answer waiting parents.
 void reap() {
     Message k{};
@@ -203,6 +243,8 @@ int main(const char*) {
         if (m.m_type == kNotifyMessage) {
             if (m.m_source == kSystem)
                 reap();
+            else if (m.m_source == kClock)
+                wake(m.notify.timestamp_ns);
             else if (m.m_source == user::parent())
                 user::notify(m.m_source);  // RS's heartbeat
             continue;
@@ -213,6 +255,9 @@ int main(const char*) {
         switch (m.m_type) {
             case proto::kPmExec:
                 r = do_exec(m);
+                break;
+            case proto::kPmSleep:
+                r = do_sleep(m, &deferred);
                 break;
             case proto::kPmFork:
                 r = do_fork(m);

@@ -29,9 +29,10 @@ constexpr ServiceSpec kServices[] = {
     {"tty", "", true, true},
     {"init", "", false, false},  // the root of user space; it keeps a shell running
 };
-constexpr int kNrServices = sizeof kServices / sizeof kServices[0];
+constexpr int kMaxServices = 12;
 
 struct Service {
+    ServiceSpec spec;
     Endpoint endpoint = kNone;
     uint64_t started_ns = 0;
     uint64_t restart_at_ns = 0;  // 0: none pending
@@ -40,7 +41,22 @@ struct Service {
     int missed = 0;
     int restarts = 0;
 };
-Service g_state[kNrServices];
+Service g_state[kMaxServices];
+int g_nr = 0;
+
+// The table, then the services named in RS's arguments (restarted and heartbeaten; for
+// tests: "hang" is a service that stops answering).
+void load_table(const char* args) {
+    for (const ServiceSpec& spec : kServices) g_state[g_nr++].spec = spec;
+    static char names[128];
+    strncpy(names, args, sizeof names - 1);
+    for (char* p = names; *p && g_nr < kMaxServices;) {
+        while (*p == ' ') *p++ = '\0';
+        if (!*p) break;
+        g_state[g_nr++].spec = {p, "", true, true};
+        while (*p && *p != ' ') ++p;
+    }
+}
 uint64_t g_next_ping_ns = 0;
 
 int32_t generation(Endpoint e) {
@@ -51,22 +67,22 @@ void publish(int i) {
     Endpoint ds = g_state[0].endpoint;
     if (ds == kNone) return;
     Message m{};
-    user::set_name(&m, kServices[i].name);
+    user::set_name(&m, g_state[i].spec.name);
     m.m_type = proto::kDsPublish;
     m.i64[2] = g_state[i].endpoint;
     int32_t r = user::sendrec(ds, &m);
     if (r != kOk || m.m_type != kOk)
-        print("rs: publishing %s in DS failed (%d/%d)\n", kServices[i].name, r, m.m_type);
+        print("rs: publishing %s in DS failed (%d/%d)\n", g_state[i].spec.name, r, m.m_type);
 }
 
 bool start(int i, uint64_t now) {
     Message m{};
-    user::set_name(&m, kServices[i].name);
-    strncpy(reinterpret_cast<char*>(m.bytes + kSpawnArgsOffset), kServices[i].args,
+    user::set_name(&m, g_state[i].spec.name);
+    strncpy(reinterpret_cast<char*>(m.bytes + kSpawnArgsOffset), g_state[i].spec.args,
             kSpawnArgsMax - 1);
     int32_t r = user::kernel_call(kSysSpawn, &m);
     if (r < 0) {
-        print("rs: cannot start %s (%d)\n", kServices[i].name, r);
+        print("rs: cannot start %s (%d)\n", g_state[i].spec.name, r);
         return false;
     }
     Service& s = g_state[i];
@@ -75,7 +91,7 @@ bool start(int i, uint64_t now) {
     s.missed = 0;
     s.restart_at_ns = 0;
     if (i == 0) {
-        for (int j = 0; j < kNrServices; ++j)
+        for (int j = 0; j < g_nr; ++j)
             if (g_state[j].endpoint != kNone) publish(j);  // a new DS knows nothing yet
     } else {
         publish(i);
@@ -85,7 +101,7 @@ bool start(int i, uint64_t now) {
 
 // A service's process ended (reason/detail from the kernel): schedule its restart.
 void died(Endpoint e, uint64_t reason, uint64_t detail, uint64_t now) {
-    for (int i = 0; i < kNrServices; ++i) {
+    for (int i = 0; i < g_nr; ++i) {
         Service& s = g_state[i];
         if (s.endpoint != e) continue;
         char how[32];
@@ -95,12 +111,13 @@ void died(Endpoint e, uint64_t reason, uint64_t detail, uint64_t now) {
             user::format(how, sizeof how, "faulted (vector %lu)", detail);
         else
             user::format(how, sizeof how, "was killed");
-        print("rs: %s (endpoint %d, generation %d) %s\n", kServices[i].name, e, generation(e), how);
+        print("rs: %s (endpoint %d, generation %d) %s\n", g_state[i].spec.name, e, generation(e),
+              how);
         s.endpoint = kNone;
-        if (!kServices[i].restart) return;
+        if (!g_state[i].spec.restart) return;
         if (now - s.started_ns >= kStableNs) s.backoff_ns = kBackoffFirstNs;
         s.restart_at_ns = now + s.backoff_ns;
-        print("rs: restarting %s in %lu ms\n", kServices[i].name, s.backoff_ns / kMs);
+        print("rs: restarting %s in %lu ms\n", g_state[i].spec.name, s.backoff_ns / kMs);
         s.backoff_ns = s.backoff_ns * 2 > kBackoffMaxNs ? kBackoffMaxNs : s.backoff_ns * 2;
         return;
     }
@@ -115,13 +132,13 @@ void reap(uint64_t now) {
 }
 
 void restart_due(uint64_t now) {
-    for (int i = 0; i < kNrServices; ++i) {
+    for (int i = 0; i < g_nr; ++i) {
         Service& s = g_state[i];
         if (!s.restart_at_ns || s.restart_at_ns > now) continue;
         if (start(i, now)) {
             ++s.restarts;
-            print("rs: %s restarted: endpoint %d, generation %d (restart %d)\n", kServices[i].name,
-                  s.endpoint, generation(s.endpoint), s.restarts);
+            print("rs: %s restarted: endpoint %d, generation %d (restart %d)\n",
+                  g_state[i].spec.name, s.endpoint, generation(s.endpoint), s.restarts);
         } else {
             s.restart_at_ns = now + s.backoff_ns;
         }
@@ -130,11 +147,11 @@ void restart_due(uint64_t now) {
 
 void ping(uint64_t now) {
     if (now < g_next_ping_ns) return;
-    for (int i = 0; i < kNrServices; ++i) {
+    for (int i = 0; i < g_nr; ++i) {
         Service& s = g_state[i];
-        if (!kServices[i].heartbeat || s.endpoint == kNone) continue;
+        if (!g_state[i].spec.heartbeat || s.endpoint == kNone) continue;
         if (s.last_pong_ns + kHeartbeatNs < now && ++s.missed >= kMaxMissed) {
-            print("rs: %s (endpoint %d) does not answer; killing it\n", kServices[i].name,
+            print("rs: %s (endpoint %d) does not answer; killing it\n", g_state[i].spec.name,
                   s.endpoint);
             Message k{};
             k.u64[0] = static_cast<uint64_t>(s.endpoint);
@@ -162,9 +179,10 @@ void arm_alarm(uint64_t now) {
 
 }  // namespace
 
-int main(const char*) {
+int main(const char* args) {
+    load_table(args);
     uint64_t now = user::uptime_ns();
-    for (int i = 0; i < kNrServices; ++i) start(i, now);
+    for (int i = 0; i < g_nr; ++i) start(i, now);
     g_next_ping_ns = now + kHeartbeatNs;
     arm_alarm(now);
     for (;;) {

@@ -117,6 +117,14 @@ protected:
         if (!dir_.empty()) fs::remove_all(dir_);
     }
 
+    // RS also supervises the named extra services (its boot arguments).
+    void rs_args(const std::string& args) {
+        const std::string rs = "guest-servers/rs\"\nargs = \"";
+        size_t at = config_.find(rs);
+        ASSERT_NE(at, std::string::npos);
+        config_.insert(at + rs.size(), args);
+    }
+
     // Boots the system under ukvm with input on the guest's console.
     ProcessResult run_ukvm(const std::string& input) {
         const fs::path file = dir_ / "minix.toml";
@@ -165,6 +173,21 @@ TEST_F(MinixBoot, RsRestartsAKilledServiceAndDsFollows) {
     EXPECT_THAT(r.out, HasSubstr("\n10 passed, 0 failed\n")) << describe(r);
     // ps after the restart: ds in slot 1, generation 2.
     EXPECT_TRUE(has_line_matching(r.out, " *[0-9]+ +[0-9]+ +131073 +1 +2 system .* ds"))
+        << describe(r);
+}
+
+TEST_F(MinixBoot, RsKillsAndRestartsAHungService) {
+    REQUIRE_KVM();
+    rs_args("hang");  // answers one heartbeat, then blocks for good
+    const ProcessResult r = run_ukvm("sleep 8000\nps\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("hang: hanging now\n"));
+    EXPECT_THAT(r.out, HasSubstr("rs: hang (endpoint 65541) does not answer; killing it\n"))
+        << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("rs: hang restarted: endpoint 131077, generation 2 (restart 1)"))
+        << describe(r);
+    EXPECT_TRUE(has_line_matching(r.out, " *[0-9]+ +[0-9]+ +131077 +5 +2 system .* hang"))
         << describe(r);
 }
 
