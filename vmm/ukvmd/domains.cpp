@@ -96,6 +96,16 @@ void Domains::load() {
                     remove_file(dir_.pid_file(name));
                 }
             }
+            // How the last run ended, as the previous daemon saw it.
+            if (const auto exit_text = read_small_file(dir_.exit_file(name));
+                exit_text && !d->process) {
+                std::istringstream in(*exit_text);
+                int reason = state::kShutoffUnknown;
+                if (in >> reason && reason >= 0 && reason <= state::kShutoffFailed) {
+                    d->reason = reason;
+                    std::getline(in >> std::ws, d->last_exit);
+                }
+            }
             domains_.push_back(std::move(d));
             if (domains_.back()->process) watch(*domains_.back());
         } catch (const std::exception& e) {
@@ -150,6 +160,8 @@ void Domains::undefine(Domain& d) {
     }
     remove_file(dir_.autostart_flag(d.name()));
     remove_file(dir_.definition(d.name()));
+    remove_file(dir_.exit_file(d.name()));
+    if (!d.running()) remove_file(dir_.run_config(d.name()));
     d.persistent = false;
     d.autostart = false;
     // A running domain stays until it stops, as libvirt does.
@@ -257,6 +269,10 @@ void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
     append_log(d, "--- ukvmd: '" + d.name() + "' " + how + " at " + now_utc() + " ---\n");
     try {
         remove_file(dir_.pid_file(d.name()));
+        if (d.persistent) {
+            write_file_atomically(dir_.exit_file(d.name()),
+                                  std::to_string(reason) + " " + how + "\n");
+        }
     } catch (const std::exception& e) {
         spdlog::warn("domain '{}': {}", d.name(), e.what());
     }

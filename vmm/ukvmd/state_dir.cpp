@@ -51,6 +51,9 @@ fs::path StateDir::run_config(std::string_view name) const {
 fs::path StateDir::pid_file(std::string_view name) const {
     return root_ / "run" / (std::string(name) + ".pid");
 }
+fs::path StateDir::exit_file(std::string_view name) const {
+    return root_ / "run" / (std::string(name) + ".exit");
+}
 fs::path StateDir::log(std::string_view name) const {
     return root_ / "logs" / (std::string(name) + ".log");
 }

@@ -3,7 +3,8 @@
 //   DIR/domains/NAME.xml        the definition (domain XML as dumpxml prints it, uuid included)
 //   DIR/domains/NAME.autostart  present when the domain starts with the daemon
 //   DIR/run/NAME.toml           the guest.toml the running ukvm process was started with
-//   DIR/run/NAME.pid            "PID STARTTIME" of that process (to find it again)
+//   DIR/run/NAME.pid            "PID STARTTIME LOGOFFSET" of that process (to find it again)
+//   DIR/run/NAME.exit           "REASON how it ended" of the last run (survives restarts)
 //   DIR/logs/NAME.log           console output and ukvm's messages, appended run after run
 //
 // Every file is replaced atomically (temporary, fsync, rename, fsync of the directory),
@@ -28,6 +29,7 @@ public:
     std::filesystem::path autostart_flag(std::string_view name) const;
     std::filesystem::path run_config(std::string_view name) const;
     std::filesystem::path pid_file(std::string_view name) const;
+    std::filesystem::path exit_file(std::string_view name) const;
     std::filesystem::path log(std::string_view name) const;
 
     // Names of the domains with a definition file, sorted.
