@@ -252,14 +252,16 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
       hypercalls_(memory_, console_,
                   HypercallBootInfo{memory_.size(), config.vcpus, config.cmdline}, created_),
       hypercall_port_(hypercalls_, [this](int status) { request_exit(status, "halt"); }) {
-    vm_.set_tss_addr(kTssAddr);
-    vm_.set_identity_map_addr(kIdentityMapAddr);
-    vm_.create_irqchip();
-    vm_.create_pit2();
+    // RAM before the irqchip: on PVM hosts registering 64 MiB after KVM_CREATE_IRQCHIP
+    // costs ~8 ms, before it ~0.1 ms (bench/kvm_floor shows the same).
     std::uint32_t slot = 0;
     for (const GuestMemory::Region& r : memory_.regions()) {
         vm_.set_user_memory_region(slot++, r.gpa, r.size, r.host);
     }
+    vm_.set_tss_addr(kTssAddr);
+    vm_.set_identity_map_addr(kIdentityMapAddr);
+    vm_.create_irqchip();
+    vm_.create_pit2();
 
     pio_.add(Uart8250::kCom1Base, 8, uart_, "uart8250 COM1");
     pio_.add(I8042::kDataPort, 1, i8042_.data_port(), "i8042 data");
