@@ -99,6 +99,8 @@ int32_t vmm_call(Proc* caller, Message& m) {
             return hc::kOk;
         }
         case hc::kHalt: {
+            // Ending the machine is for the system (PM's poweroff), not for any user.
+            if (caller->priv.cls == ProcClass::kUser) return ukvm::kernel::kEPerm;
             auto req = payload<hc::HaltRequest>(m);
             print("ukvm-kernel: %s halts the machine with status %d\n", caller->name, req.status);
             sched::print_stats();

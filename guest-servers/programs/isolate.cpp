@@ -52,6 +52,10 @@ int calls() {
     m.u64[0] = 0x100000, m.u64[1] = 64;
     user::sendrec(kVmm, &m);
     expect(m.m_type, ukvm::hc::kEFault, "print kernel memory through the VMM");
+    m = Message{};
+    m.m_type = ukvm::hc::kHalt;
+    user::sendrec(kVmm, &m);
+    expect(m.m_type, kEPerm, "halt the machine through the VMM");
     print("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed;
 }
