@@ -17,6 +17,7 @@
 
 #include "ukvm/hypercall.h"
 #include "vmm/config.hpp"
+#include "vmm/devices/virtio_blk.hpp"
 #include "vmm/image/image_cli.hpp"
 #include "vmm/image/minix_image.hpp"
 #include "vmm/kvm.hpp"
@@ -144,6 +145,9 @@ int main(int argc, char** argv) {
         std::cerr << "ukvm: " << e.what() << "\n";
         status = ukvm::kExitUsage;
     } catch (const ukvm::BootError& e) {
+        std::cerr << "ukvm: " << e.what() << "\n";
+        status = ukvm::kExitUsage;
+    } catch (const ukvm::DiskError& e) {  // a disk image missing, unreadable or in use
         std::cerr << "ukvm: " << e.what() << "\n";
         status = ukvm::kExitUsage;
     } catch (const std::exception& e) {

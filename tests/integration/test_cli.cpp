@@ -224,3 +224,27 @@ TEST(Cli, LogLevelControlsStderr) {
 }
 
 }  // namespace
+
+// A disk image another VMM holds is a user error: status 2, the message names the image.
+TEST(Cli, RunWithALockedDiskImageExits2NamingIt) {
+    namespace fs = std::filesystem;
+    if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable";
+    const fs::path kernel = fs::path(UKVM_GUEST_DIR) / "tests/guests/hello.elf";
+    if (!fs::exists(kernel)) GTEST_SKIP() << kernel << " is not built";
+    std::string templ = (fs::temp_directory_path() / "ukvm-cli-disk-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    const fs::path dir = templ;
+    const fs::path disk = dir / "disk.img";
+    std::ofstream(disk, std::ios::binary) << std::string(64 * 1024, '\0');
+    std::ofstream(dir / "guest.toml") << "name = \"locked\"\nkernel = \"" << kernel.string()
+                                      << "\"\n[[disk]]\npath = \"disk.img\"\n";
+    // The lock is taken in a child that outlives the check, as a second VMM would hold it.
+    ukvm::test::ProcessOptions options;
+    options.timeout = std::chrono::seconds(30);
+    const ProcessResult r = run_process(
+        {"flock", "-x", disk.string(), UKVM_BINARY, "run", (dir / "guest.toml").string()}, options);
+    fs::remove_all(dir);
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_THAT(r.err, StartsWith("ukvm: "));
+    EXPECT_THAT(r.err, HasSubstr(disk.string()));
+}
