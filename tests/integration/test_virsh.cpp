@@ -530,11 +530,12 @@ TEST_F(VirshTest, UnsupportedXmlIsRejectedNamingTheElement) {
 // `virsh console` needs a terminal: script(1) gives it one. Input arrives after `delay_s`.
 // The output ends with "console-ms=N": how long the console session itself lasted.
 ProcessResult virsh_console(const std::string& uri, const std::string& name, int delay_s,
-                            const std::string& input) {
+                            const std::string& input, const std::string& virsh_options = "") {
     ukvm::test::ProcessOptions options;
     options.timeout = 60s;
     const std::string cmd = "t0=$(date +%s%N); (sleep " + std::to_string(delay_s) + "; printf '" +
-                            input + "') | (script -qec \"virsh -c '" + uri + "' console " + name +
+                            input + "') | (script -qec \"virsh " + virsh_options + " -c '" + uri +
+                            "' console " + name +
                             "\" /dev/null; echo console-ms=$(( ($(date +%s%N) - t0) / 1000000 )))";
     return run_process({"sh", "-c", cmd}, options);
 }
@@ -555,6 +556,13 @@ TEST_F(VirshTest, ConsoleShowsTheGuestAndEndsWithIt) {
     EXPECT_THAT(r.out, HasSubstr("ukvm-kernel: boot modules loaded"));
     EXPECT_GE(console_ms(r), 2000) << describe(r);
     EXPECT_TRUE(wait_state("idle", "running"));
+
+    // Keepalive: a PING after 1 s of silence, dropped after 2 unanswered. The idle guest
+    // prints nothing, so only ukvmd's PONGs keep this 6 s session alive.
+    r = virsh_console(uri(), "idle", 6, "\\035", "-k 1 -K 2");
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("keepalive"))) << describe(r);
+    EXPECT_GE(console_ms(r), 6000) << describe(r);
 
     // A guest that halts by itself ends the session: the stream's EOF, long before Ctrl-].
     ASSERT_EQ(virsh({"define", write_xml("short", idle_xml("short", 32, 2000)).string()}).status,
