@@ -121,13 +121,18 @@ constexpr Builtin kBuiltins[] = {
     {"kill", cmd_kill}, {"poweroff", cmd_poweroff}, {"sleep", cmd_sleep},
 };
 
-// Reads one line (without the newline); false when the console is gone.
+// Reads one line (without the newline); false when the console is gone for good. While
+// TTY is being restarted (by RS) the read fails: try again for a few seconds.
 bool read_line(char* line, size_t size) {
     size_t len = 0;
-    for (;;) {
+    for (int failures = 0;;) {
         char chunk[proto::kTtyDataMax];
         int32_t n = sys::read_line(chunk, sizeof chunk);
-        if (n < 0) return false;
+        if (n < 0) {
+            if (++failures == 50) return false;
+            sys::sleep_ns(100000000);
+            continue;
+        }
         for (int32_t i = 0; i < n; ++i) {
             if (chunk[i] == '\n') {
                 line[len] = '\0';

@@ -1,5 +1,7 @@
 // TTY, the console driver: reads COM1 (its ports and IRQ 4 are its privileges), echoes and
-// edits input a line at a time, and hands complete lines to readers (kTtyRead). Output
+// edits input a line at a time, and hands complete lines to readers (kTtyRead). It reads
+// only while someone waits for a line, so typed-ahead input waits in the UART (and
+// survives a restart of TTY) and is echoed when it is read. Output
 // does not pass through here: programs write to the console through the VMM endpoint
 // (the hypercall console on ukvm, COM1 elsewhere).
 #include "sys.hpp"
@@ -61,14 +63,22 @@ void input(char c) {
     g_line_len = 0;
 }
 
-// Everything the UART holds, into the line editor.
-void drain() {
-    for (int i = 0; i < 4096; ++i) {
-        uint8_t lsr = 0, c = 0;
-        if (inb(kCom1 + kLsr, &lsr) != kOk || !(lsr & 1)) return;
-        if (inb(kCom1 + kRbr, &c) != kOk) return;
-        input(static_cast<char>(c));
-    }
+// One byte from the UART; false when it holds none.
+bool read_char(char* c) {
+    uint8_t lsr = 0, v = 0;
+    if (inb(kCom1 + kLsr, &lsr) != kOk || !(lsr & 1)) return false;
+    if (inb(kCom1 + kRbr, &v) != kOk) return false;
+    *c = static_cast<char>(v);
+    return true;
+}
+
+// The receive interrupt is on only while a reader waits (input otherwise stays in the
+// UART, where a restarted TTY finds it).
+void set_rx_interrupt(bool on) {
+    static int state = -1;
+    if (state == on) return;
+    state = on;
+    outb(kCom1 + kIer, on ? 0x01 : 0x00);
 }
 
 // Answers waiting readers while there are complete lines: up to one line each.
@@ -88,6 +98,17 @@ void serve() {
     }
 }
 
+// Reads the UART only as far as waiting readers need: until each has a line.
+void pump() {
+    for (;;) {
+        serve();
+        char c;
+        if (!g_nr_readers || !read_char(&c)) break;
+        input(c);
+    }
+    set_rx_interrupt(g_nr_readers > 0);
+}
+
 }  // namespace
 
 int main(const char*) {
@@ -98,17 +119,14 @@ int main(const char*) {
         return 1;
     }
     outb(kCom1 + kMcr, 0x0b);  // DTR, RTS, OUT2 (the interrupt gate on a PC)
-    outb(kCom1 + kIer, 0x01);  // interrupt when data arrives
-    drain();                   // what arrived before we started
+    set_rx_interrupt(false);   // until a reader comes
     for (;;) {
         if (user::receive(kAny, &m) != kOk) continue;
         if (m.m_type == kNotifyMessage) {
-            if (m.m_source == kHardware) {
-                drain();
-                serve();
-            } else if (m.m_source == user::parent()) {
+            if (m.m_source == kHardware)
+                pump();
+            else if (m.m_source == user::parent())
                 user::notify(m.m_source);  // RS's heartbeat
-            }
             continue;
         }
         if (m.m_type != proto::kTtyRead || g_nr_readers == 8) {
@@ -117,6 +135,6 @@ int main(const char*) {
             continue;
         }
         g_readers[g_nr_readers++] = m.m_source;
-        serve();
+        pump();
     }
 }

@@ -176,6 +176,18 @@ TEST_F(MinixBoot, RsRestartsAKilledServiceAndDsFollows) {
         << describe(r);
 }
 
+TEST_F(MinixBoot, TtyRestartIsTransparentToTheShell) {
+    REQUIRE_KVM();
+    // Input typed ahead stays in the UART while nobody reads, so the restarted driver
+    // finds the next line; the shell's next read reaches the new TTY through DS.
+    const ProcessResult r = run_ukvm("rstest tty\necho after the restart\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("rs: tty restarted: endpoint 131075, generation 2"));
+    EXPECT_THAT(r.out, HasSubstr("\n10 passed, 0 failed\n")) << describe(r);
+    EXPECT_TRUE(has_line(r.out, "after the restart")) << describe(r);
+}
+
 TEST_F(MinixBoot, RsKillsAndRestartsAHungService) {
     REQUIRE_KVM();
     rs_args("hang");  // answers one heartbeat, then blocks for good
