@@ -39,21 +39,41 @@ const char* state_name(const ProcInfo& p) {
     return "ready";
 }
 
+// What a process waits for, by name where the endpoint is known.
+const char* partner(Endpoint e, const sys::ProcEntry* all, int n) {
+    switch (e) {
+        case kAny:
+            return "any";
+        case kClock:
+            return "clock";
+        case kSystem:
+            return "system";
+        case kHardware:
+            return "hardware";
+        case kVmm:
+            return "vmm";
+    }
+    for (int i = 0; i < n; ++i)
+        if (all[i].info.endpoint == e) return all[i].info.name;
+    return "?";
+}
+
 void cmd_ps(int, char**) {
-    print("  PID  PPID  ENDPOINT  SLOT GEN CLASS  PRI STATE NAME\n");
-    sys::ProcEntry e;
-    for (int32_t slot = 0; sys::next_proc(&slot, &e);) {
-        const ProcInfo& p = e.info;
-        char on[24] = "";
-        if (p.state) {
-            if (p.blocked_on == kAny)
-                user::format(on, sizeof on, " any");
-            else
-                user::format(on, sizeof on, " %d", p.blocked_on);
-        }
-        print("%5d %5d %9d %5d %3d %-6s %3u %s%s %s\n", e.pid, e.parent_pid, p.endpoint,
+    sys::ProcEntry all[kNrProcs];
+    int n = 0;
+    for (int32_t slot = 0; n < kNrProcs && sys::next_proc(&slot, &all[n]);) ++n;
+    print("  PID  PPID  ENDPOINT  SLOT GEN CLASS  PRI STATE      NAME\n");
+    for (int i = 0; i < n; ++i) {
+        const ProcInfo& p = all[i].info;
+        char state[24];
+        if (p.state)
+            user::format(state, sizeof state, "%s %s", state_name(p),
+                         partner(p.blocked_on, all, n));
+        else
+            user::format(state, sizeof state, "%s", state_name(p));
+        print("%5d %5d %9d %5d %3d %-6s %3u %-10s %s\n", all[i].pid, all[i].parent_pid, p.endpoint,
               endpoint_slot(p.endpoint), p.endpoint / kGenerationSize,
-              p.cls == 2 ? "user" : "system", p.priority, state_name(p), on, p.name);
+              p.cls == 2 ? "user" : "system", p.priority, state, p.name);
     }
 }
 
