@@ -27,6 +27,7 @@ constexpr std::uint32_t kConnectClose = 2;
 constexpr std::uint32_t kConnectGetType = 3;
 constexpr std::uint32_t kConnectGetVersion = 4;
 constexpr std::uint32_t kNodeGetInfo = 6;
+constexpr std::uint32_t kConnectGetCapabilities = 7;
 constexpr std::uint32_t kDomainCreate = 9;
 constexpr std::uint32_t kDomainDefineXml = 11;
 constexpr std::uint32_t kDomainDestroy = 12;
@@ -160,6 +161,24 @@ std::string host_name() {
     char buf[256] = {};
     if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
     return buf;
+}
+
+// What management tools read to learn which guests this "hypervisor" runs.
+std::string capabilities_xml() {
+    return "<capabilities>\n"
+           "  <host>\n"
+           "    <cpu>\n"
+           "      <arch>x86_64</arch>\n"
+           "    </cpu>\n"
+           "  </host>\n"
+           "  <guest>\n"
+           "    <os_type>hvm</os_type>\n"
+           "    <arch name='x86_64'>\n"
+           "      <wordsize>64</wordsize>\n"
+           "      <domain type='ukvm'/>\n"
+           "    </arch>\n"
+           "  </guest>\n"
+           "</capabilities>\n";
 }
 
 }  // namespace
@@ -453,6 +472,10 @@ void RpcServer::call(Connection& c, const Packet& p) {
                 ret.i32(1);     // threads per core
                 break;
             }
+            case proc::kConnectGetCapabilities:
+                args.expect_end();
+                ret.string(capabilities_xml());
+                break;
             case proc::kNodeGetSecurityModel:
                 args.expect_end();
                 ret.u32(0);  // model: none
