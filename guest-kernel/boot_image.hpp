@@ -28,4 +28,9 @@ void connect(Proc* p);
 // when given, replace the module's own arguments on the command line.
 Proc* spawn(int index, Endpoint parent, int32_t* error, const char* args = nullptr);
 
+// Replaces p's program with module index (args as for spawn): same process, endpoint,
+// parent and privileges; new memory, registers and FPU state; runnable. On failure p is
+// unchanged.
+int32_t exec(Proc* p, int index, const char* args);
+
 }  // namespace kernel::boot_image

@@ -81,12 +81,34 @@ int32_t sys_procinfo(Message& m) {
     return kESrch;
 }
 
-int32_t sys_fork(Proc* caller, Message& m) {
-    Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
-    if (!p || p->is_task() || p == caller) return kEInval;
-    // Only a client waiting for our reply: its state is then fully in its Proc.
+// The process e names if it waits in SENDREC for the caller's reply (its state is then
+// all in its Proc), else nullptr with *error set.
+Proc* waiting_client(Proc* caller, Endpoint e, int32_t* error) {
+    Proc* p = proc::lookup(e);
+    if (!p || p->is_task() || p == caller) return *error = kEInval, nullptr;
     if (p->blocked != kReceiving || !p->reply_pending || p->get_from != caller->endpoint)
-        return kEBusy;
+        return *error = kEBusy, nullptr;
+    return p;
+}
+
+int32_t sys_exec(Proc* caller, Message& m) {
+    int32_t error = kOk;
+    Proc* p = waiting_client(caller, static_cast<Endpoint>(m.i64[6]), &error);
+    if (!p) return error;
+    char name[kNameLen], args[kExecArgsMax];
+    request_name(m, name);
+    memcpy(args, m.bytes + kSpawnArgsOffset, kExecArgsMax);
+    args[kExecArgsMax - 1] = '\0';
+    for (int i = 0; i < boot_image::count(); ++i)
+        if (strncmp(boot_image::get(i)->name, name, kNameLen) == 0)
+            return boot_image::exec(p, i, args[0] ? args : nullptr);
+    return kESrch;
+}
+
+int32_t sys_fork(Proc* caller, Message& m) {
+    int32_t error = kOk;
+    Proc* p = waiting_client(caller, static_cast<Endpoint>(m.u64[0]), &error);
+    if (!p) return error;
     Proc* c = proc::allocate();
     if (!c) return kEBusy;
     if (!c->as.create() || !c->as.copy_from(p->as)) {
@@ -275,6 +297,8 @@ int32_t system_call(Proc* caller, Message& m) {
             return sys_procinfo(m);
         case kSysFork:
             return sys_fork(caller, m);
+        case kSysExec:
+            return sys_exec(caller, m);
         default:
             return kENoSys;
     }

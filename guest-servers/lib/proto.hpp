@@ -15,7 +15,7 @@ inline constexpr int32_t kEChild = -10;
 
 // PM, the process manager.
 enum PmCall : int32_t {
-    kPmExec = 0x100,      // bytes[0..16) program, bytes[16..56) args -> pid
+    kPmSpawn = 0x100,     // bytes[0..16) program, bytes[16..56) args -> pid of a new child
     kPmWait = 0x101,      // i64[0] pid, or -1 for any child -> pid; i64[1] reason, i64[2] detail
                           // (ukvm::kernel::ExitReason); kEChild when there is no such child
     kPmGetPid = 0x102,    // -> pid; i64[0] parent's pid
@@ -24,6 +24,8 @@ enum PmCall : int32_t {
     kPmPowerOff = 0x105,  // i64[0] status: ends the VM
     kPmFork = 0x106,      // -> the child's pid in the parent, 0 in the child
     kPmSleep = 0x107,     // u64[0] nanoseconds -> 0 when they have passed
+    kPmExec = 0x108,      // bytes[0..16) program, bytes[16..48) args: the caller now runs
+                          // it (same pid); a reply only on failure
 };
 inline constexpr size_t kPidOffset = 48;  // kPmProcs: int32 pid, int32 parent's pid
 

@@ -151,10 +151,18 @@ int32_t call(const char* name, Message* m) {
     }
 }
 
-int32_t exec(const char* program, const char* args) {
+int32_t spawn(const char* program, const char* args) {
     Message m{};
     user::set_name(&m, program);
     strncpy(reinterpret_cast<char*>(m.bytes + kSpawnArgsOffset), args, kSpawnArgsMax - 1);
+    m.m_type = proto::kPmSpawn;
+    return call("pm", &m);
+}
+
+int32_t exec(const char* program, const char* args) {
+    Message m{};
+    user::set_name(&m, program);
+    strncpy(reinterpret_cast<char*>(m.bytes + kSpawnArgsOffset), args, kExecArgsMax - 1);
     m.m_type = proto::kPmExec;
     return call("pm", &m);
 }

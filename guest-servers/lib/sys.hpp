@@ -30,7 +30,9 @@ int32_t call(const char* name, Message* m);
 Endpoint ds_lookup(const char* name);
 
 // Process management (PM).
-int32_t exec(const char* program, const char* args);  // -> pid
+int32_t spawn(const char* program, const char* args);  // a new child -> its pid
+// Replaces the caller's program (same pid); returns only on failure, with the error.
+int32_t exec(const char* program, const char* args);
 struct WaitStatus {
     int32_t pid;
     uint64_t reason, detail;  // ukvm::kernel::ExitReason; status, vector or 0

@@ -1,6 +1,7 @@
-// forktest: fork through PM. The child gets 0 and its own pid, a copy of the parent's
-// memory (its writes stay its own) and exits with a status the parent collects with
-// wait. Prints "N passed, M failed"; exits with M.
+// forktest: fork and exec through PM. The child gets 0 and its own pid, a copy of the
+// parent's memory (its writes stay its own) and exits with a status the parent collects
+// with wait; a second child execs this program again ("exit 42": it just exits with 42)
+// and keeps its pid. Prints "N passed, M failed"; exits with M.
 #include "sys.hpp"
 
 using namespace ukvm::kernel;
@@ -19,7 +20,12 @@ void check(bool ok, const char* what) {
 
 }  // namespace
 
-int main(const char*) {
+int main(const char* args) {
+    int64_t status;
+    if (strncmp(args, "exit ", 5) == 0 && sys::parse_int(args + 5, &status)) {
+        print("forktest: exec'd as pid %d, exiting with %ld\n", sys::getpid(), status);
+        return static_cast<int>(status);
+    }
     int32_t me = sys::getpid();
     g_heap = static_cast<char*>(malloc(100));
     strncpy(g_heap, "parent", 100);
@@ -42,6 +48,15 @@ int main(const char*) {
     check(st.reason == kExitNormal && st.detail == 40, "the child saw a copy and its own pid");
     check(g_value == 1 && strcmp(g_heap, "parent") == 0, "the child's writes stayed its own");
     check(sys::wait(-1, &st) == proto::kEChild, "no more children");
+
+    int32_t execd = sys::fork();
+    if (execd == 0) {
+        sys::exec("forktest", "exit 42");
+        return 99;  // exec failed
+    }
+    check(sys::wait(execd, &st) == execd && st.reason == kExitNormal && st.detail == 42,
+          "a forked child execs another program, keeping its pid");
+    check(sys::exec("nosuch", "") == kESrch, "exec of an unknown program fails in the caller");
     print("forktest: fork took %lu us\n", (t1 - t0) / 1000);
     print("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed;

@@ -113,7 +113,7 @@ void run(int argc, char** argv) {
     args[0] = '\0';
     for (int i = 1; i < argc; ++i)
         n += user::format(args + n, sizeof args - n, i > 1 ? " %s" : "%s", argv[i]);
-    int32_t pid = sys::exec(argv[0], args);
+    int32_t pid = sys::spawn(argv[0], args);
     if (pid == kESrch) {
         print("%s: command not found (try help)\n", argv[0]);
         return;

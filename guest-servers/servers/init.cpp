@@ -7,7 +7,7 @@ using user::print;
 
 int main(const char*) {
     for (int failures = 0; failures < 3;) {
-        int32_t pid = sys::exec("sh", "");
+        int32_t pid = sys::spawn("sh", "");
         if (pid < 0) {
             print("init: cannot start sh (%d)\n", pid);
             ++failures;

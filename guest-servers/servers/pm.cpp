@@ -1,6 +1,7 @@
-// PM, the process manager: starts programs from the boot image on request (exec: a new
+// PM, the process manager: starts programs from the boot image on request (spawn: a new
 // process, as the kernel's child of PM and PM's child of the requester), forks (the
-// kernel copies the requester while it waits for PM's reply), reports their
+// kernel copies the requester while it waits for PM's reply), execs (the kernel replaces
+// the waiting requester's program), reports their
 // end to a waiting parent (wait), gives out process ids, kills (the one signal: SIGKILL),
 // lists processes and powers the machine off.
 //
@@ -65,7 +66,7 @@ void deliver(Endpoint parent, Child& c) {
     c = Child{};
 }
 
-int32_t do_exec(Message& m) {
+int32_t do_spawn(Message& m) {
     Child* c = nullptr;
     for (Child& x : g_children)
         if (x.endpoint == kNone) c = &x;
@@ -78,6 +79,18 @@ int32_t do_exec(Message& m) {
     auto e = static_cast<Endpoint>(m.u64[0]);
     *c = Child{e, parent, pid_of(e)};
     return c->pid;
+}
+
+// The caller, waiting for our reply, runs another program from now on: no reply.
+int32_t do_exec(Message& m, bool* deferred) {
+    Endpoint client = m.m_source;
+    m.bytes[kNameMax - 1] = '\0';
+    memset(m.bytes + kSpawnArgsOffset + kExecArgsMax - 1, 0,
+           56 - kSpawnArgsOffset - kExecArgsMax + 1);
+    m.i64[6] = client;
+    int32_t r = user::kernel_call(kSysExec, &m);
+    *deferred = r == kOk;
+    return r;
 }
 
 // The caller, waiting for our reply, is copied by the kernel; both get a reply (the
@@ -253,8 +266,11 @@ int main(const char*) {
         bool deferred = false;
         int32_t r;
         switch (m.m_type) {
+            case proto::kPmSpawn:
+                r = do_spawn(m);
+                break;
             case proto::kPmExec:
-                r = do_exec(m);
+                r = do_exec(m, &deferred);
                 break;
             case proto::kPmSleep:
                 r = do_sleep(m, &deferred);

@@ -238,7 +238,9 @@ TEST_F(MinixBoot, ForkCopiesTheCallerAndWaitCollectsTheChild) {
     const ProcessResult r = run_ukvm("forktest\nforktest\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
-    EXPECT_EQ(count(r.out, "\n5 passed, 0 failed\n"), 2u) << describe(r);
+    EXPECT_EQ(count(r.out, "\n7 passed, 0 failed\n"), 2u) << describe(r);
+    EXPECT_TRUE(has_line_matching(r.out, "forktest: exec'd as pid [0-9]+, exiting with 42"))
+        << describe(r);
     EXPECT_TRUE(has_line_matching(r.out, "forktest: child pid [0-9]+, parent [0-9]+"))
         << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));

@@ -129,8 +129,13 @@ enum KernelCall : int32_t {
                         // u64[0] the copy's endpoint: same memory contents (copied), registers
                         // and FPU state, also waiting for the caller's reply; its parent is
                         // the caller (PM's fork)
+    kSysExec = 20,      // bytes[0..16) program, bytes[16..48) arguments, i64[6] a process
+                        // waiting in SENDREC for the caller's reply: it now runs that boot
+                        // program from its start (same endpoint, parent and privileges) and
+                        // expects no reply (PM's exec)
 };
-inline constexpr int kNrKernelCalls = 20;
+inline constexpr int kNrKernelCalls = 21;
+inline constexpr size_t kExecArgsMax = 32;      // kSysExec: with the NUL
 inline constexpr size_t kSpawnArgsOffset = 16;  // kSysSpawn: where the arguments start
 inline constexpr size_t kSpawnArgsMax = 40;     // with the NUL
 
