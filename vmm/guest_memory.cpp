@@ -1,6 +1,8 @@
 #include "vmm/guest_memory.hpp"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -62,6 +64,18 @@ void GuestMemory::write(std::uint64_t gpa, std::span<const std::uint8_t> in) {
 void GuestMemory::fill(std::uint64_t gpa, std::uint64_t len, std::uint8_t value) {
     auto dst = span(gpa, len);
     std::fill(dst.begin(), dst.end(), value);
+}
+
+std::uint64_t GuestMemory::resident_bytes() const {
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> pages;
+    std::uint64_t resident = 0;
+    for (const Region& r : regions_) {
+        pages.assign((r.size + page - 1) / page, 0);
+        if (::mincore(r.host, r.size, pages.data()) != 0) continue;  // unknown: count none
+        for (unsigned char p : pages) resident += (p & 1) ? page : 0;
+    }
+    return resident;
 }
 
 }  // namespace ukvm

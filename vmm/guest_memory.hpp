@@ -60,6 +60,10 @@ public:
     void write(std::uint64_t gpa, std::span<const std::uint8_t> in);
     void fill(std::uint64_t gpa, std::uint64_t len, std::uint8_t value);
 
+    // How much of guest RAM the host has actually backed with pages (mincore), so the
+    // VMM's own memory can be told apart from the guest's in the process's RSS.
+    std::uint64_t resident_bytes() const;
+
     template <typename T>
     requires std::is_trivially_copyable_v<T> T read(std::uint64_t gpa)
     const {

@@ -66,6 +66,16 @@ std::int64_t now_ns() {
         .count();
 }
 
+// The process's resident set now (VmRSS), from /proc/self/statm.
+std::uint64_t resident_set_bytes() {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long long size = 0, resident = 0;
+    const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+    std::fclose(f);
+    return n == 2 ? resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
 std::int64_t us_since_start(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::microseconds>(t - kProcessStart).count();
 }
@@ -577,8 +587,11 @@ int Machine::run() {
     }
     if (options_.timing) {
         auto first = hypercall_port_.first_call();
-        fmt::print(stderr, "ukvm-timing: first-hypercall-us={} exit-us={}\n",
-                   first ? us_since_start(*first) : -1, us_since_start(exit_time_));
+        fmt::print(stderr,
+                   "ukvm-timing: first-hypercall-us={} exit-us={} rss-kib={} "
+                   "guest-resident-kib={}\n",
+                   first ? us_since_start(*first) : -1, us_since_start(exit_time_),
+                   resident_set_bytes() / 1024, memory_.resident_bytes() / 1024);
     }
     return exit_status_;
 }

@@ -16,13 +16,14 @@ public:
 };
 
 // ukvm's exit statuses besides the guest's own (0..255 from the halt hypercall).
-inline constexpr int kExitUsage = 2;        // bad CLI, config or image
-inline constexpr int kExitGuestFault = 3;   // triple fault, emulation failure, hung guest
-inline constexpr int kExitVmmError = 1;     // the host refused (no /dev/kvm, ioctl failed)
+inline constexpr int kExitUsage = 2;       // bad CLI, config or image
+inline constexpr int kExitGuestFault = 3;  // triple fault, emulation failure, hung guest
+inline constexpr int kExitVmmError = 1;    // the host refused (no /dev/kvm, ioctl failed)
 
 struct RunOptions {
-    // Print "ukvm-timing: first-hypercall-us=N exit-us=M" on stderr at exit, measured from
-    // process start (used by bench/).
+    // Print "ukvm-timing: first-hypercall-us=N exit-us=M rss-kib=R guest-resident-kib=G" on
+    // stderr at exit: times from process start; the process's resident set and how much
+    // of it is guest RAM (used by bench/).
     bool timing = false;
 };
 

@@ -298,15 +298,20 @@ TEST_F(VmmCore, TimingLine) {
     options.timeout = std::chrono::seconds(30);
     auto r = test::run_process({UKVM_BINARY, "run", "--timing", toml.string()}, options);
     EXPECT_EQ(r.status, 5) << test::describe(r);
-    long long first = -1, exit = -1;
+    long long first = -1, exit = -1, rss = -1, guest = -1;
     auto at = r.err.find("ukvm-timing: ");
     ASSERT_NE(at, std::string::npos) << r.err;
-    ASSERT_EQ(std::sscanf(r.err.c_str() + at, "ukvm-timing: first-hypercall-us=%lld exit-us=%lld",
-                          &first, &exit),
-              2)
+    ASSERT_EQ(std::sscanf(r.err.c_str() + at,
+                          "ukvm-timing: first-hypercall-us=%lld exit-us=%lld rss-kib=%lld "
+                          "guest-resident-kib=%lld",
+                          &first, &exit, &rss, &guest),
+              4)
         << r.err;
     EXPECT_GT(first, 0);
     EXPECT_GE(exit, first);
+    // The guest touched its image and info pages, and the VMM's own pages come on top.
+    EXPECT_GT(guest, 0);
+    EXPECT_GT(rss, guest);
 }
 
 }  // namespace

@@ -21,6 +21,15 @@ TEST(GuestMemory, SmallRamIsOneLowRegion) {
     EXPECT_EQ(mem.high_size(), 0u);
 }
 
+TEST(GuestMemory, ResidentBytesCountsOnlyTouchedPages) {
+    GuestMemory memory(64 << 20);
+    const std::uint64_t before = memory.resident_bytes();
+    EXPECT_LT(before, 64u << 20);
+    memory.fill(8 << 20, 4 << 20, 0xAB);  // 4 MiB written: at least that much is backed now
+    EXPECT_GE(memory.resident_bytes(), before + (4u << 20));
+    EXPECT_LT(memory.resident_bytes(), 64u << 20);
+}
+
 TEST(GuestMemory, RejectsBadSizes) {
     EXPECT_THROW(GuestMemory(0), std::invalid_argument);
     EXPECT_THROW(GuestMemory(4096 + 1), std::invalid_argument);
