@@ -211,6 +211,22 @@ TEST_F(ControlTest, CtlCommandPrintsTheReply) {
     EXPECT_EQ(out.str(), "");
 }
 
+TEST(HookedGuestControl, MissingHooksAreErrorsNotCrashes) {
+    int destroyed = 0;
+    GuestControlHooks hooks;
+    hooks.destroy = [&] { ++destroyed; };
+    HookedGuestControl guest(std::move(hooks));
+    const fs::path path =
+        fs::temp_directory_path() / ("ukvm-ctl-hooks-" + std::to_string(::getpid()) + ".sock");
+    ControlServer server(path, guest);
+    EXPECT_TRUE(control_request(path, "destroy").ok);
+    EXPECT_EQ(destroyed, 1);
+    const ControlReply r = control_request(path, "pause");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "pause is not supported by this ukvm yet");
+    EXPECT_FALSE(control_request(path, "info").ok);
+}
+
 TEST_F(ControlTest, SocketIsPrivateAndRemovedWithTheServer) {
     struct stat st {};
     ASSERT_EQ(::stat(path_.c_str(), &st), 0);

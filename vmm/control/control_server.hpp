@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <ostream>
 #include <span>
@@ -52,6 +53,38 @@ public:
     virtual void destroy() = 0;
     // Bytes typed on an attached console.
     virtual void console_input(std::span<const std::uint8_t> bytes) = 0;
+};
+
+// GuestControl from plain functions, so the VMM can offer the commands it supports one at a
+// time: a missing hook answers "error: COMMAND is not supported by this ukvm yet".
+struct GuestControlHooks {
+    std::function<GuestInfo()> info;
+    std::function<void()> pause;
+    std::function<void()> resume;
+    std::function<void()> request_shutdown;
+    std::function<void()> destroy;
+    std::function<void(std::span<const std::uint8_t>)> console_input;
+};
+
+class HookedGuestControl : public GuestControl {
+public:
+    explicit HookedGuestControl(GuestControlHooks hooks) : hooks_(std::move(hooks)) {}
+    GuestInfo info() override { return need(hooks_.info, "info")(); }
+    void pause() override { need(hooks_.pause, "pause")(); }
+    void resume() override { need(hooks_.resume, "resume")(); }
+    void request_shutdown() override { need(hooks_.request_shutdown, "shutdown")(); }
+    void destroy() override { need(hooks_.destroy, "destroy")(); }
+    void console_input(std::span<const std::uint8_t> bytes) override {
+        need(hooks_.console_input, "console input")(bytes);
+    }
+
+private:
+    template <typename F>
+    static F& need(F& f, const char* what) {
+        if (!f) throw ControlError(std::string(what) + " is not supported by this ukvm yet");
+        return f;
+    }
+    GuestControlHooks hooks_;
 };
 
 class ControlServer {
