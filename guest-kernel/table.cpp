@@ -57,7 +57,13 @@ constexpr Priv driver(uint64_t irqs, uint16_t io_base, uint16_t io_count) {
     return p;
 }
 
-// ipc_test plays a driver: COM1's IRQ and ports, and the IOAPIC's page (read-only use).
+constexpr Priv tester() {
+    Priv p = kServerPriv;
+    p.priority = 2;
+    return p;
+}
+
+// ipc_devices plays a driver: COM1's IRQ and ports, and the IOAPIC's page (read-only use).
 constexpr Priv test_driver() {
     Priv p = driver(1u << 4, 0x3f8, 8);
     p.mem_base = 0xfec00000;
@@ -71,9 +77,18 @@ constexpr Policy kPolicies[] = {
     {"rs", kServerPriv},
     {"ds", kServerPriv},
     {"tty", driver(1u << 4, 0x3f8, 8)},
-    {"ipc_test", test_driver()},  // exercises IRQ, port and device-memory calls
+    // The in-guest test suite: the runner, its areas and their helper. The areas run
+    // above their helpers (priority 2), so a test gets the CPU back as soon as it can.
+    {"ipc_test", tester()},
+    {"ipc_rules", tester()},
+    {"ipc_deadlock", tester()},
+    {"ipc_notify", tester()},
+    {"ipc_grants", tester()},
+    {"ipc_faults", tester()},
+    {"ipc_timers", tester()},
+    {"ipc_devices", test_driver()},  // exercises IRQ, port and device-memory calls
+    {"ipc_bench", tester()},
     {"ipc_echo", kServerPriv},
-    {"ipc_bench", kServerPriv},
     {"idle", kServerPriv},  // sleeps through CLOCK alarms: needs RECEIVE
     {"fuzz", kServerPriv},  // throws every kind of call at the kernel
     {"hang", kServerPriv},  // a service that stops answering RS's heartbeat

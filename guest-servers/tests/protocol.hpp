@@ -1,4 +1,4 @@
-// Requests between ipc_test and its helper programs (m_type values).
+// Requests between the test suite's programs and their helpers (m_type values).
 #pragma once
 
 #include <stdint.h>
@@ -21,6 +21,8 @@ enum : int32_t {
                        // uses REPLYRECV)
     kSpin = 11,        // reply i64[0] = a read grant on a counter, then spin incrementing it
     kEchoReply = 101,
+    kAreaReport =
+        200,  // an area of the suite to the runner: i64[0] passed, [1] failed, [2] skipped
 };
 
 // What the fault program does (the reply to its kAsk, i64[0]).

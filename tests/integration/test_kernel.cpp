@@ -32,7 +32,11 @@ fs::path kernel_image() {
 fs::path program(const std::string& name) {
     return fs::path(UKVM_GUEST_DIR) / "guest-servers" / name;
 }
-const std::vector<std::string> kSuite = {"ipc_test", "ipc_echo", "ipc_user", "fault"};
+// The runner first (the only module started at boot: cmdline start=1), then its boot image.
+const std::vector<std::string> kSuite = {"ipc_test",   "ipc_echo",     "ipc_user",    "fault",
+                                         "ipc_rules",  "ipc_deadlock", "ipc_notify",  "ipc_grants",
+                                         "ipc_faults", "ipc_timers",   "ipc_devices", "ipc_bench"};
+const std::string kSuiteCmdline = "start=1";
 
 fs::path find_program(const std::string& name) {
     const char* path = ::getenv("PATH");
@@ -86,12 +90,21 @@ protected:
 };
 
 TEST_F(KernelBoot, IpcSuitePassesOnUkvm) {
-    const ProcessResult r = run_ukvm(config(kSuite));
+    const ProcessResult r = run_ukvm(config(kSuite, kSuiteCmdline));
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("on ukvm (hypercalls)"));
     EXPECT_THAT(r.out, HasSubstr(" passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, ::testing::Not(HasSubstr("FAIL"))) << describe(r);
+    // Every area ran and reported, and the bench line is there for bench/.
+    for (const char* area : {"ipc_rules", "ipc_deadlock", "ipc_notify", "ipc_grants", "ipc_faults",
+                             "ipc_timers", "ipc_devices"})
+        EXPECT_THAT(r.out, ::testing::ContainsRegex(std::string("\n") + area +
+                                                    ": [1-9][0-9]* passed, 0 failed\n"))
+            << area;
+    EXPECT_THAT(r.out,
+                ::testing::ContainsRegex("\nbench: sendrec_ns=[0-9]+ null_syscall_ns=[0-9]+ "
+                                         "replyrecv_ns=[0-9]+ kernel_call_ns=[0-9]+ rounds=200\n"));
 }
 
 TEST_F(KernelBoot, PanicHaltsWithItsOwnStatus) {
@@ -127,9 +140,12 @@ TEST_F(KernelBoot, IpcSuitePassesOnQemu) {
     ProcessOptions options;
     options.timeout = std::chrono::seconds(120);
     const ProcessResult r = run_process(
-        {qemu.string(), "-enable-kvm", "-M", "pc", "-m", "64", "-kernel", kernel_image().string(),
-         "-initrd", initrd, "-display", "none", "-serial", "stdio", "-monitor", "none", "-device",
-         "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot"},
+        {qemu.string(), "-enable-kvm", "-M",      "pc",
+         "-m",          "64",          "-kernel", kernel_image().string(),
+         "-append",     kSuiteCmdline, "-initrd", initrd,
+         "-display",    "none",        "-serial", "stdio",
+         "-monitor",    "none",        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+         "-no-reboot"},
         options);
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, (0 << 1) | 1) << describe(r);  // isa-debug-exit: (status << 1) | 1

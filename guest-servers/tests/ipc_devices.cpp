@@ -1,0 +1,99 @@
+// ipc_devices: devices and the VMM: the VMM endpoint, an IRQ as a notification (COM1), device
+// memory (IOAPIC), port privileges. One area of the in-guest test suite (harness.hpp), started by
+// ipc_test; prints "N passed, M failed" and exits with M.
+#include "harness.hpp"
+
+using namespace ukvm::kernel;
+using t::check;
+using t::g_echo;
+using t::request;
+using t::sync_echo;
+using t::wait_child;
+using user::print;
+
+namespace {
+
+int32_t devio(uint16_t port, bool write, uint8_t value, uint64_t* in = nullptr) {
+    Message m{};
+    m.u64[0] = port, m.u64[1] = 1, m.u64[2] = write, m.u64[3] = value;
+    int32_t r = user::kernel_call(kSysDevIo, &m);
+    if (in) *in = m.u64[0];
+    return r;
+}
+
+bool test_vmm_endpoint() {
+    Message m{};
+    m.m_type = ukvm::hc::kTime;
+    CHECK_EQ(user::sendrec(kVmm, &m), kOk);
+    CHECK_EQ(m.m_source, kVmm);
+    CHECK_EQ(m.m_type, ukvm::hc::kOk);
+    CHECK(m.u64[1] > 0);  // monotonic_ns
+    m = Message{};
+    m.m_type = ukvm::hc::kConsoleWrite;
+    m.u64[0] = 0x100000;  // kernel memory is not ours to print
+    m.u64[1] = 16;
+    CHECK_EQ(user::sendrec(kVmm, &m), kOk);
+    CHECK_EQ(m.m_type, ukvm::hc::kEFault);
+    m = Message{};
+    m.m_type = 999;
+    CHECK_EQ(user::sendrec(kVmm, &m), kOk);
+    CHECK_EQ(m.m_type, ukvm::hc::kENoSys);
+    return true;
+}
+
+bool test_irq_notification() {
+    // COM1's "transmitter empty" interrupt fires as soon as it is enabled: IRQ 4 must
+    // reach us as a notification from HARDWARE carrying bit 4.
+    constexpr uint16_t kCom1 = 0x3f8;
+    Message m{};
+    m.u64[0] = 4, m.u64[1] = 1;
+    CHECK_EQ(user::kernel_call(kSysIrqCtl, &m), kOk);
+    m = Message{};
+    m.u64[0] = 5, m.u64[1] = 1;
+    CHECK_EQ(user::kernel_call(kSysIrqCtl, &m), kEPerm);  // not in our IRQ mask
+    CHECK_EQ(devio(0x60, false, 0), kEPerm);              // nor is this port
+    uint64_t lsr = 0;
+    CHECK_EQ(devio(kCom1 + 5, false, 0, &lsr), kOk);
+    CHECK(lsr & 0x20);                            // transmitter holding register empty
+    CHECK_EQ(devio(kCom1 + 1, true, 0x02), kOk);  // IER: THRE interrupt on
+    Message n{};
+    CHECK_EQ(user::receive(kHardware, &n), kOk);
+    CHECK_EQ(devio(kCom1 + 1, true, 0x00), kOk);  // and off again
+    CHECK_EQ(n.m_type, kNotifyMessage);
+    CHECK_EQ(n.m_source, kHardware);
+    CHECK(n.notify.bits & (1u << 4));
+    m = Message{};
+    m.u64[0] = 4, m.u64[1] = 0;
+    CHECK_EQ(user::kernel_call(kSysIrqCtl, &m), kOk);
+    return true;
+}
+
+bool test_map_device_memory() {
+    // The IOAPIC's registers through kSysMapPhys: select the version register, read it.
+    Message m{};
+    m.u64[0] = 0xfec00000, m.u64[1] = 0x20;
+    CHECK_EQ(user::kernel_call(kSysMapPhys, &m), kOk);
+    auto* ioapic = reinterpret_cast<volatile uint32_t*>(m.u64[0]);
+    CHECK(m.u64[0] >= kDeviceMapBase && m.u64[0] < kDeviceMapTop);
+    ioapic[0] = 1;                          // IOREGSEL = version
+    uint32_t version = ioapic[4];           // IOWIN
+    CHECK((version & 0xff) >= 0x11);        // an 82093AA-compatible IOAPIC
+    CHECK(((version >> 16) & 0xff) >= 23);  // at least 24 redirection entries
+    m = Message{};
+    m.u64[0] = 0x100000, m.u64[1] = 0x1000;  // kernel RAM: not in our privileges
+    CHECK_EQ(user::kernel_call(kSysMapPhys, &m), kEPerm);
+    m = Message{};
+    m.u64[0] = 0xfec00800, m.u64[1] = 0x1000;  // runs past the allowed page
+    CHECK_EQ(user::kernel_call(kSysMapPhys, &m), kEPerm);
+    return true;
+}
+
+}  // namespace
+
+int main(const char*) {
+    t::begin("ipc_devices");
+    t::run("vmm endpoint", test_vmm_endpoint);
+    t::run("IRQ as a notification (COM1)", test_irq_notification);
+    t::run("device memory mapping (IOAPIC)", test_map_device_memory);
+    return t::finish();
+}
