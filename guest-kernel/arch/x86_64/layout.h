@@ -4,7 +4,7 @@
 
 #define SEL_KCODE 0x08
 #define SEL_KDATA 0x10
-#define SEL_UBASE 0x18            /* STAR[63:48]: sysret takes SS = +8, CS = +16 */
+#define SEL_UBASE 0x18 /* STAR[63:48]: sysret takes SS = +8, CS = +16 */
 #define SEL_UDATA (0x20 | 3)
 #define SEL_UCODE (0x28 | 3)
 #define SEL_TSS 0x30
@@ -46,8 +46,8 @@
 
 #define KERNEL_STACK_SIZE 16384
 
-#define VECTOR_SYSCALL 0x100       /* Regs.vector of a `syscall` entry */
-#define VECTOR_INT80 0x80          /* the alternative system-call gate */
+#define VECTOR_SYSCALL 0x100 /* Regs.vector of a `syscall` entry */
+#define VECTOR_INT80 0x80    /* the alternative system-call gate */
 
 /* struct Regs (proc.hpp) */
 #define REGS_SIZE 176

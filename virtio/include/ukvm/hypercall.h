@@ -34,10 +34,10 @@ enum Call : int32_t {
 // Status codes in a reply's m_type (Linux errno values, negated).
 enum Status : int32_t {
     kOk = 0,
-    kE2Big = -7,     // a length above kMaxIoBytes
-    kEFault = -14,   // a buffer outside guest RAM, or whose range overflows
-    kEInval = -22,   // a malformed request (bad field values, reserved bits set)
-    kENoSys = -38,   // an unknown call number
+    kE2Big = -7,    // a length above kMaxIoBytes
+    kEFault = -14,  // a buffer outside guest RAM, or whose range overflows
+    kEInval = -22,  // a malformed request (bad field values, reserved bits set)
+    kENoSys = -38,  // an unknown call number
 };
 
 struct alignas(16) Message {
@@ -84,7 +84,7 @@ struct BootInfoReply {
 enum LogLevel : uint32_t { kLogDebug = 0, kLogInfo = 1, kLogWarn = 2, kLogError = 3 };
 
 struct LogRequest {
-    uint32_t level;  // a LogLevel
+    uint32_t level;     // a LogLevel
     uint32_t reserved;  // must be 0
     uint64_t addr;
     uint64_t len;
