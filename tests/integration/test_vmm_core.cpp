@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "process.hpp"
+#include "tests/integration/flat_guest.hpp"
 #include "vmm/boot/multiboot.hpp"
 #include "vmm/config.hpp"
 #include "vmm/machine.hpp"
@@ -29,12 +30,7 @@ namespace ukvm {
 namespace {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<std::uint8_t>;
-
-// Code at 0x100000 (entry), data from 0x100100, the Multiboot header at 0x1001C0.
-constexpr std::uint32_t kLoad = 0x100000;
-constexpr std::size_t kDataOffset = 0x100;
-constexpr std::size_t kHeaderOffset = 0x1C0;
+using test::Bytes;
 
 // Checks EAX == 0x2BADB002, does the version hypercall with its message at 0x8000, checks
 // the reply and halts with status 5 (9 if anything was wrong).
@@ -81,26 +77,8 @@ const Bytes kCliHlt = {0xfa, 0xf4, 0xeb, 0xfd};                  // cli; 1: hlt;
 const Bytes kStiHlt = {0xfb, 0xf4, 0xeb, 0xfd};                  // sti; 1: hlt; jmp 1b
 const Bytes kI8042Reset = {0xb0, 0xfe, 0xe6, 0x64, 0xeb, 0xfe};  // out 0x64, 0xfe; jmp $
 
-void put32(Bytes& b, std::size_t off, std::uint32_t v) {
-    std::memcpy(b.data() + off, &v, 4);
-}
-
 Bytes image(const Bytes& code, const std::string& data = "") {
-    EXPECT_LE(code.size(), kDataOffset);
-    EXPECT_LE(data.size(), kHeaderOffset - kDataOffset);
-    Bytes b(kHeaderOffset + 32, 0);
-    std::copy(code.begin(), code.end(), b.begin());
-    const std::uint32_t flags = 0x3 | (1u << 16);
-    put32(b, kHeaderOffset, kMultibootHeaderMagic);
-    put32(b, kHeaderOffset + 4, flags);
-    put32(b, kHeaderOffset + 8, static_cast<std::uint32_t>(-(kMultibootHeaderMagic + flags)));
-    put32(b, kHeaderOffset + 12, kLoad + kHeaderOffset);  // header_addr
-    put32(b, kHeaderOffset + 16, kLoad);                  // load_addr
-    put32(b, kHeaderOffset + 20, 0);                      // load_end: the whole file
-    put32(b, kHeaderOffset + 24, 0);                      // no bss
-    put32(b, kHeaderOffset + 28, kLoad);                  // entry
-    std::copy(data.begin(), data.end(), b.begin() + kDataOffset);
-    return b;
+    return test::flat_guest_image(code, data);
 }
 
 class VmmCore : public ::testing::Test {
@@ -210,7 +188,7 @@ TEST_F(VmmCore, I8042ResetEndsWithStatusZero) {
 
 TEST_F(VmmCore, BadImageIsABootError) {
     Bytes bad = image(kVersionThenHalt5);
-    put32(bad, kHeaderOffset + 8, 0);  // checksum
+    std::memset(bad.data() + test::kFlatHeaderOffset + 8, 0, 4);  // checksum
     EXPECT_THROW(run_guest(config(bad)), BootError);
 }
 

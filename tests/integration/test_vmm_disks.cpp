@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/flat_guest.hpp"
 #include "vmm/boot/multiboot.hpp"
 #include "vmm/config.hpp"
 #include "vmm/machine.hpp"
@@ -17,12 +18,7 @@ namespace ukvm {
 namespace {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<std::uint8_t>;
-
-// Code at 0x100000 (entry), data from 0x100100, the Multiboot header at 0x1001C0.
-constexpr std::uint32_t kLoad = 0x100000;
-constexpr std::size_t kDataOffset = 0x100;
-constexpr std::size_t kHeaderOffset = 0x1C0;
+using test::Bytes;
 
 // Reads the vendor/device ID of PCI slot 1 through 0xCF8/0xCFC and halts with 0 when it is
 // virtio-blk (0x1af4:0x1042), 7 otherwise.
@@ -32,26 +28,8 @@ const Bytes kProbePciSlot1 = {
     0x05, 0x04, 0x80, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x89, 0x1d, 0x08, 0x80, 0x00, 0x00,
     0xb8, 0x00, 0x80, 0x00, 0x00, 0x66, 0xba, 0x00, 0x05, 0xef, 0xeb, 0xfe};
 
-void put32(Bytes& b, std::size_t off, std::uint32_t v) {
-    std::memcpy(b.data() + off, &v, 4);
-}
-
 Bytes image(const Bytes& code, const std::string& data = "") {
-    EXPECT_LE(code.size(), kDataOffset);
-    EXPECT_LE(data.size(), kHeaderOffset - kDataOffset);
-    Bytes b(kHeaderOffset + 32, 0);
-    std::copy(code.begin(), code.end(), b.begin());
-    const std::uint32_t flags = 0x3 | (1u << 16);
-    put32(b, kHeaderOffset, kMultibootHeaderMagic);
-    put32(b, kHeaderOffset + 4, flags);
-    put32(b, kHeaderOffset + 8, static_cast<std::uint32_t>(-(kMultibootHeaderMagic + flags)));
-    put32(b, kHeaderOffset + 12, kLoad + kHeaderOffset);  // header_addr
-    put32(b, kHeaderOffset + 16, kLoad);                  // load_addr
-    put32(b, kHeaderOffset + 20, 0);                      // load_end: the whole file
-    put32(b, kHeaderOffset + 24, 0);                      // no bss
-    put32(b, kHeaderOffset + 28, kLoad);                  // entry
-    std::copy(data.begin(), data.end(), b.begin() + kDataOffset);
-    return b;
+    return test::flat_guest_image(code, data);
 }
 
 class VmmDisks : public ::testing::Test {
