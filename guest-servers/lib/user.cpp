@@ -70,15 +70,25 @@ void write(const char* s, size_t n) {
 
 namespace {
 
+// Formatted text goes into buf; with a flush, a full buf is handed on and reused, so text
+// of any length gets through a small buffer (print); without one, it is cut (format).
 struct Out {
     char* buf;
     size_t size;
-    size_t len = 0;
+    void (*flush)(const char*, size_t) = nullptr;
+    size_t len = 0;    // characters produced: the whole text's length
+    size_t start = 0;  // the text's offset of buf[0]
     void put(char c) {
-        if (len + 1 < size) buf[len] = c;
+        if (flush && len - start + 1 >= size) {
+            flush(buf, len - start);
+            start = len;
+        }
+        if (len - start + 1 < size) buf[len - start] = c;
         ++len;
     }
 };
+
+size_t vformat_to(Out& out, const char* fmt, va_list ap);
 
 void put_number(Out& out, uint64_t v, unsigned base, int width, char pad) {
     char digits[24];
@@ -95,6 +105,14 @@ void put_number(Out& out, uint64_t v, unsigned base, int width, char pad) {
 
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {
     Out out{buf, size};
+    const size_t n = vformat_to(out, fmt, ap);
+    if (size) buf[n < size ? n : size - 1] = '\0';
+    return n;
+}
+
+namespace {
+
+size_t vformat_to(Out& out, const char* fmt, va_list ap) {
     for (; *fmt; ++fmt) {
         if (*fmt != '%') {
             out.put(*fmt);
@@ -143,9 +161,14 @@ size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {
                 break;
         }
     }
-    if (size) buf[out.len < size ? out.len : size - 1] = '\0';
     return out.len;
 }
+
+void write_chunk(const char* text, size_t n) {
+    write(text, n);
+}
+
+}  // namespace
 
 size_t format(char* buf, size_t size, const char* fmt, ...) {
     va_list ap;
@@ -157,11 +180,12 @@ size_t format(char* buf, size_t size, const char* fmt, ...) {
 
 void print(const char* fmt, ...) {
     char buf[256];
+    Out out{buf, sizeof buf, write_chunk};
     va_list ap;
     va_start(ap, fmt);
-    size_t n = vformat(buf, sizeof buf, fmt, ap);
+    const size_t n = vformat_to(out, fmt, ap);
     va_end(ap);
-    write(buf, n < sizeof buf ? n : sizeof buf - 1);
+    write(buf, n - out.start);
 }
 
 uint64_t uptime_ns() {

@@ -147,7 +147,7 @@ protected:
 
 TEST_F(MinixBoot, ShellCommandsAndPoweroff) {
     REQUIRE_KVM();
-    const ProcessResult r = run_ukvm("echo hi\nps\nuptime\npoweroff\n");
+    const ProcessResult r = run_ukvm("echo hi\nhelp\nps\nuptime\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr(kPrompt)) << describe(r);
@@ -158,6 +158,8 @@ TEST_F(MinixBoot, ShellCommandsAndPoweroff) {
             << name << "\n"
             << describe(r);
     EXPECT_TRUE(has_line_matching(r.out, "up 0:00:[0-9][0-9]\\.[0-9]{3}")) << describe(r);
+    // help is one print() of more than its 256-byte buffer: the last line must arrive too.
+    EXPECT_THAT(r.out, HasSubstr("(init starts another)\nanything else runs the boot program"));
     EXPECT_THAT(r.out, HasSubstr("powering off\n"));
     EXPECT_THAT(r.out, Not(HasSubstr("panic")));
 }
