@@ -15,13 +15,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <utility>
 #include <vector>
+
+#include "vmm/config.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -31,70 +37,135 @@ namespace {
 struct Sample {
     int status = -1;
     double first_output_ms = -1;  // first byte on stdout, from fork
+    double marker_ms = -1;        // the marker first seen on stdout, from fork
     double exit_ms = -1;          // child reaped, from fork
     long max_rss_kib = 0;
     std::string out, err;
 };
 
-// Runs argv with stdout and stderr piped; timestamps the first stdout byte and the exit.
-Sample run(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
-    int out_pipe[2], err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC))
-        throw std::system_error(errno, std::generic_category(), "pipe2");
-    const auto start = Clock::now();
-    pid_t pid = fork();
-    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
-    if (pid == 0) {
-        dup2(out_pipe[1], 1);
-        dup2(err_pipe[1], 2);
-        int null = open("/dev/null", O_RDONLY);
-        dup2(null, 0);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
+// A child with stdin, stdout and stderr piped, timestamped from its fork.
+class Child {
+public:
+    Child(const std::vector<std::string>& argv, std::chrono::seconds timeout)
+        : start_(Clock::now()), deadline_(start_ + timeout) {
+        int in[2], out[2], err[2];
+        if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
+            throw std::system_error(errno, std::generic_category(), "pipe2");
+        pid_ = fork();
+        if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
+        if (pid_ == 0) {
+            dup2(in[0], 0);
+            dup2(out[1], 1);
+            dup2(err[1], 2);
+            std::vector<char*> args;
+            for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+            args.push_back(nullptr);
+            execvp(args[0], args.data());
+            _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        close(err[1]);
+        in_ = in[1];
+        fds_[0] = {out[0], POLLIN, 0};
+        fds_[1] = {err[0], POLLIN, 0};
     }
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    auto ms_since_start = [&] {
-        return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    };
+    ~Child() {
+        if (in_ >= 0) close(in_);
+        for (auto& f : fds_)
+            if (f.fd >= 0) close(f.fd);
+        if (pid_ > 0 && !reaped_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
 
-    Sample s;
-    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        const int left_ms = static_cast<int>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count() -
-            ms_since_start());
-        if (left_ms <= 0 || poll(fds, 2, left_ms) == 0) {
-            kill(pid, SIGKILL);
-            break;
+    void send(const std::string& bytes) {
+        if (in_ >= 0 && write(in_, bytes.data(), bytes.size()) < 0) close_input();
+    }
+    void close_input() {
+        if (in_ >= 0) close(in_);
+        in_ = -1;
+    }
+    // Reads output until `marker` has appeared on stdout (true) or the output ends (false).
+    bool wait_for(const std::string& marker) {
+        marker_ = marker;
+        while (sample_.marker_ms < 0 && pump()) {
+        }
+        return sample_.marker_ms >= 0;
+    }
+    // User + system CPU time of the child so far (all its threads), in seconds.
+    double cpu_seconds() const {
+        std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        std::istringstream fields(text.substr(text.rfind(')') + 2));
+        std::string f;
+        unsigned long long utime = 0, stime = 0;
+        for (int i = 3; i <= 15 && fields >> f; ++i) {
+            if (i == 14) utime = std::stoull(f);
+            if (i == 15) stime = std::stoull(f);
+        }
+        return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+    // Reads everything until the child closes its output (or the deadline kills it), reaps it.
+    Sample finish() {
+        close_input();
+        while (pump()) {
+        }
+        int status = 0;
+        rusage usage{};
+        wait4(pid_, &status, 0, &usage);
+        reaped_ = true;
+        sample_.exit_ms = ms();
+        sample_.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        sample_.max_rss_kib = usage.ru_maxrss;
+        return sample_;
+    }
+
+private:
+    double ms() const {
+        return std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
+    }
+    // One round of reading; false once both streams have ended or the deadline passed.
+    bool pump() {
+        if (fds_[0].fd < 0 && fds_[1].fd < 0) return false;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+        if (left <= 0 || poll(fds_, 2, static_cast<int>(left)) == 0) {
+            kill(pid_, SIGKILL);
+            return false;
         }
         for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+            if (fds_[i].fd < 0 || !(fds_[i].revents & (POLLIN | POLLHUP))) continue;
             char buf[4096];
-            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            const ssize_t n = read(fds_[i].fd, buf, sizeof buf);
             if (n <= 0) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                --open_fds;
+                close(fds_[i].fd);
+                fds_[i].fd = -1;
                 continue;
             }
-            if (i == 0 && s.first_output_ms < 0) s.first_output_ms = ms_since_start();
-            (i == 0 ? s.out : s.err).append(buf, static_cast<size_t>(n));
+            if (i == 0 && sample_.first_output_ms < 0) sample_.first_output_ms = ms();
+            (i == 0 ? sample_.out : sample_.err).append(buf, static_cast<size_t>(n));
+            if (i == 0 && sample_.marker_ms < 0 && !marker_.empty() &&
+                sample_.out.find(marker_) != std::string::npos)
+                sample_.marker_ms = ms();
         }
+        return true;
     }
-    for (auto& f : fds)
-        if (f.fd >= 0) close(f.fd);
-    int status = 0;
-    rusage usage{};
-    wait4(pid, &status, 0, &usage);
-    s.exit_ms = ms_since_start();
-    s.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    s.max_rss_kib = usage.ru_maxrss;
-    return s;
+
+    Clock::time_point start_, deadline_;
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int in_ = -1;
+    pollfd fds_[2] = {{-1, 0, 0}, {-1, 0, 0}};
+    std::string marker_;
+    Sample sample_;
+};
+
+Sample run(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+    return Child(argv, timeout).finish();
 }
 
 double median(std::vector<double> v) {
@@ -152,6 +223,91 @@ std::string ratio(double a, double b) {
     return b > 0 ? fmt::format("{:.3g}×", a / b) : "n/a";
 }
 
+// The microkernel system from a shipped config, for ukvm (as a TOML with console input
+// from stdin) and for QEMU (-kernel/-append/-initrd). Throws if the config's files are
+// not built (its paths point into <source>/build).
+struct SystemImage {
+    ukvm::GuestConfig config;
+    fs::path toml;  // the ukvm config written for the run
+};
+
+SystemImage system_image(const fs::path& source_config, const fs::path& dir) {
+    SystemImage image{ukvm::load_config(source_config),
+                      dir / (source_config.stem().string() + ".toml")};
+    std::ofstream t(image.toml);
+    t << "name = \"" << image.config.name << "\"\nmemory = " << image.config.memory_mib
+      << "\nkernel = \"" << image.config.kernel.string() << "\"\ncmdline = \""
+      << image.config.cmdline << "\"\n";
+    for (const auto& m : image.config.modules)
+        t << "[[module]]\npath = \"" << m.path.string() << "\"\nargs = \"" << m.args << "\"\n";
+    t << "[console]\ninput = \"stdin\"\n";
+    return image;
+}
+
+std::vector<std::string> qemu_system_argv(const std::string& qemu, const ukvm::GuestConfig& c) {
+    std::string initrd;
+    for (const auto& m : c.modules)
+        initrd +=
+            (initrd.empty() ? "" : ",") + m.path.string() + (m.args.empty() ? "" : " " + m.args);
+    return {qemu,
+            "-enable-kvm",
+            "-M",
+            "pc",
+            "-m",
+            std::to_string(c.memory_mib),
+            "-kernel",
+            c.kernel.string(),
+            "-append",
+            c.cmdline,
+            "-initrd",
+            initrd,
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04"};
+}
+
+struct PromptRun {
+    double prompt_ms = -1;
+    double idle_cpu_s = -1;
+};
+
+// Boots to the shell prompt, measures the CPU the idle system takes over `idle`, powers off.
+PromptRun prompt_and_idle(const std::vector<std::string>& argv, std::chrono::seconds idle,
+                          const std::string& what) {
+    Child child(argv, std::chrono::seconds(120));
+    if (!child.wait_for("minix# ")) {
+        Sample s = child.finish();
+        throw std::runtime_error(what + " never showed the shell prompt: " + s.out + s.err);
+    }
+    PromptRun r;
+    const double before = child.cpu_seconds();
+    std::this_thread::sleep_for(idle);
+    r.idle_cpu_s = child.cpu_seconds() - before;
+    child.send("poweroff\n");
+    Sample s = child.finish();
+    r.prompt_ms = s.marker_ms;
+    return r;
+}
+
+// Lines of the kernel's sources and the bytes of its image.
+std::pair<long, std::uintmax_t> kernel_size(const fs::path& source, const fs::path& image) {
+    long lines = 0;
+    for (const auto& e : fs::recursive_directory_iterator(source / "guest-kernel")) {
+        const auto ext = e.path().extension();
+        if (ext != ".cpp" && ext != ".hpp" && ext != ".h" && ext != ".S") continue;
+        std::ifstream in(e.path());
+        lines +=
+            std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+    }
+    return {lines, fs::file_size(image)};
+}
+
 struct Row {
     std::string measure, ukvm, peer_name, peer, ratio;
 };
@@ -162,7 +318,8 @@ int main(int argc, char** argv) {
     CLI::App app{"ukvm-bench: ukvm against QEMU, a minimal KVM program and a bare exit"};
     std::string ukvm = UKVM_BINARY, floor = KVM_FLOOR_BINARY, guests = UKVM_GUEST_DIR;
     std::string qemu = "qemu-system-x86_64";
-    int rounds = 10, qemu_rounds = 3, hypercalls = 20000;
+    int rounds = 10, qemu_rounds = 3, hypercalls = 20000, idle_seconds = 10;
+    std::string source = UKVM_SOURCE_DIR;
     app.add_option("--ukvm", ukvm, "ukvm binary")->capture_default_str();
     app.add_option("--floor", floor, "minimal KVM program")->capture_default_str();
     app.add_option("--guests", guests, "build tree holding tests/guests/*.elf")
@@ -177,6 +334,11 @@ int main(int argc, char** argv) {
     app.add_option("--hypercalls", hypercalls, "hypercalls per hcbench loop")
         ->capture_default_str()
         ->check(CLI::Range(100, 10000000));
+    app.add_option("--idle-seconds", idle_seconds, "how long to watch the idle system's CPU")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 600));
+    app.add_option("--source", source, "source tree (configs/minix.toml, configs/ipc-test.toml)")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -257,6 +419,49 @@ int main(int argc, char** argv) {
                             fmt::format("{:.2f} MiB", median(f_rss)),
                             ratio(median(u_over), median(f_rss))});
 
+        // The microkernel system: IPC inside one guest run, boot to the prompt and idle CPU
+        // against QEMU on the same image, and the kernel's size.
+        std::vector<Row> system_rows;
+        try {
+            const auto ipc = system_image(fs::path(source) / "configs/ipc-test.toml", dir);
+            auto t = run({ukvm, "run", ipc.toml}, kTimeout);
+            expect_ok(t, "ukvm ipc-test");
+            auto sendrec = field(t.out, "sendrec_ns"), null_call = field(t.out, "null_syscall_ns");
+            auto kcall = field(t.out, "kernel_call_ns");
+            if (sendrec && null_call) {
+                system_rows.push_back(
+                    {"SENDREC round trip, ring 3 ↔ ring 3",
+                     fmt::format("{:.0f} µs", *sendrec / 1000), "null system call, same guest run",
+                     fmt::format("{:.0f} µs", *null_call / 1000), ratio(*sendrec, *null_call)});
+                if (kcall)
+                    system_rows.push_back(
+                        {"kernel call (SENDREC to SYSTEM)", fmt::format("{:.0f} µs", *kcall / 1000),
+                         "null system call, same guest run",
+                         fmt::format("{:.0f} µs", *null_call / 1000), ratio(*kcall, *null_call)});
+            }
+            const auto sys = system_image(fs::path(source) / "configs/minix.toml", dir);
+            const auto u = prompt_and_idle({ukvm, "run", sys.toml},
+                                           std::chrono::seconds(idle_seconds), "ukvm minix");
+            PromptRun q;
+            if (!qemu.empty())
+                q = prompt_and_idle(qemu_system_argv(qemu, sys.config),
+                                    std::chrono::seconds(idle_seconds), "QEMU minix");
+            system_rows.push_back({"start → shell prompt", fmt_ms(u.prompt_ms),
+                                   qemu.empty() ? "" : "QEMU -M pc",
+                                   qemu.empty() ? "" : fmt_ms(q.prompt_ms),
+                                   qemu.empty() ? "" : ratio(u.prompt_ms, q.prompt_ms)});
+            system_rows.push_back(
+                {fmt::format("host CPU of the idle system at its prompt over {} s", idle_seconds),
+                 fmt::format("{:.2f} s", u.idle_cpu_s), qemu.empty() ? "" : "QEMU -M pc",
+                 qemu.empty() ? "" : fmt::format("{:.2f} s", q.idle_cpu_s),
+                 qemu.empty() ? "" : ratio(u.idle_cpu_s, q.idle_cpu_s)});
+            const auto [lines, bytes] = kernel_size(source, sys.config.kernel);
+            system_rows.push_back(
+                {"guest kernel size", fmt::format("{} lines, {} bytes", lines, bytes), "", "", ""});
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "ukvm-bench: microkernel figures skipped: {}\n", e.what());
+        }
+
         fmt::print(
             "ukvm-bench: {} ukvm/floor rounds, {} QEMU rounds, {} hypercalls per loop; medians\n\n",
             rounds, qemu.empty() ? 0 : qemu_rounds, hypercalls);
@@ -265,6 +470,14 @@ int main(int argc, char** argv) {
         for (const auto& r : rows)
             fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
                        r.ratio);
+        if (!system_rows.empty()) {
+            fmt::print("\nThe microkernel system (configs/minix.toml, configs/ipc-test.toml):\n\n");
+            fmt::print(
+                "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
+            for (const auto& r : system_rows)
+                fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
+                           r.ratio);
+        }
         fs::remove_all(dir);
         return 0;
     } catch (const std::exception& e) {
