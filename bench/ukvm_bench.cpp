@@ -1,6 +1,7 @@
 // ukvm-bench: boot time, hypercall cost and memory overhead of ukvm, each as a ratio
 // against a peer measured in the same run (QEMU on the same image, a minimal KVM
 // program, a bare port-I/O exit). Prints a Markdown table; see docs/performance.md.
+#include <elf.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -295,17 +296,37 @@ PromptRun prompt_and_idle(const std::vector<std::string>& argv, std::chrono::sec
     return r;
 }
 
-// Lines of the kernel's sources and the bytes of its image.
-std::pair<long, std::uintmax_t> kernel_size(const fs::path& source, const fs::path& image) {
+// Lines of the kernel's sources, and the bytes its image loads (PT_LOAD memory sizes:
+// code, data and bss, without the debug information the file also carries). The image is
+// the ELF32 Multiboot wrapper.
+struct KernelSize {
     long lines = 0;
+    std::uint64_t file_bytes = 0;  // code and data in the image
+    std::uint64_t bss_bytes = 0;   // zero-filled at load (static tables, stacks)
+};
+
+KernelSize kernel_size(const fs::path& source, const fs::path& image) {
+    KernelSize size;
     for (const auto& e : fs::recursive_directory_iterator(source / "guest-kernel")) {
         const auto ext = e.path().extension();
         if (ext != ".cpp" && ext != ".hpp" && ext != ".h" && ext != ".S") continue;
         std::ifstream in(e.path());
-        lines +=
+        size.lines +=
             std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
     }
-    return {lines, fs::file_size(image)};
+    std::ifstream in(image, std::ios::binary);
+    Elf32_Ehdr eh{};
+    if (!in.read(reinterpret_cast<char*>(&eh), sizeof eh) || eh.e_ident[EI_CLASS] != ELFCLASS32)
+        throw std::runtime_error(image.string() + " is not an ELF32 image");
+    for (unsigned i = 0; i < eh.e_phnum; ++i) {
+        Elf32_Phdr ph{};
+        in.seekg(eh.e_phoff + i * sizeof ph);
+        if (!in.read(reinterpret_cast<char*>(&ph), sizeof ph)) break;
+        if (ph.p_type != PT_LOAD) continue;
+        size.file_bytes += ph.p_filesz;
+        size.bss_bytes += ph.p_memsz - std::min(ph.p_memsz, ph.p_filesz);
+    }
+    return size;
 }
 
 struct Row {
@@ -455,9 +476,11 @@ int main(int argc, char** argv) {
                  fmt::format("{:.2f} s", u.idle_cpu_s), qemu.empty() ? "" : "QEMU -M pc",
                  qemu.empty() ? "" : fmt::format("{:.2f} s", q.idle_cpu_s),
                  qemu.empty() ? "" : ratio(u.idle_cpu_s, q.idle_cpu_s)});
-            const auto [lines, bytes] = kernel_size(source, sys.config.kernel);
-            system_rows.push_back(
-                {"guest kernel size", fmt::format("{} lines, {} bytes", lines, bytes), "", "", ""});
+            const KernelSize k = kernel_size(source, sys.config.kernel);
+            system_rows.push_back({"guest kernel size",
+                                   fmt::format("{} lines; {} bytes of code and data, {} of bss",
+                                               k.lines, k.file_bytes, k.bss_bytes),
+                                   "", "", ""});
         } catch (const std::exception& e) {
             fmt::print(stderr, "ukvm-bench: microkernel figures skipped: {}\n", e.what());
         }
