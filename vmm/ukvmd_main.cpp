@@ -96,6 +96,9 @@ int run(int argc, char** argv) {
     ukvm::ukvmd::Domains domains(dir, ukvm_binary, loop, cgroups);
     ukvm::ukvmd::RpcServer server(loop, domains, options);
     domains.on_stopped = [&server](const ukvm::ukvmd::Domain& d) { server.domain_stopped(d); };
+    domains.on_event = [&server](const ukvm::ukvmd::Domain& d, int event, int detail) {
+        server.domain_event(d, event, detail);
+    };
     loop.add(signals.get(), EPOLLIN, [&](std::uint32_t) {
         signalfd_siginfo info{};
         if (::read(signals.get(), &info, sizeof info) == sizeof info) {

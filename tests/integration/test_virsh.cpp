@@ -702,6 +702,21 @@ TEST_F(VirshTest, ReadOnlyClientsCannotExhaustConnections) {
     EXPECT_EQ(r.status, 0) << describe(r);
 }
 
+TEST_F(VirshTest, LifecycleEventsReachVirshEvent) {
+    const fs::path xml = write_xml("ev", idle_xml("ev"));
+    const std::string v = "virsh -q -c '" + uri() + "' ";
+    // `virsh event` listens in the background while another virsh drives the domain.
+    const std::string script = v + "event --all --loop --timeout 4 & sleep 1; " + v + "define " +
+                               xml.string() + " >/dev/null; " + v + "start ev >/dev/null; " + v +
+                               "destroy ev >/dev/null; " + v + "undefine ev >/dev/null; wait";
+    ukvm::test::ProcessOptions options;
+    options.timeout = 30s;
+    const ProcessResult r = run_process({"sh", "-c", script}, options);
+    EXPECT_THAT(r.out, testing::ContainsRegex("'ev': Defined Added\n.*'ev': Started Booted\n.*"
+                                              "'ev': Stopped Destroyed\n.*'ev': Undefined Removed"))
+        << describe(r);
+}
+
 TEST_F(VirshTest, PythonLibvirtClient) {
     if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
     const ProcessResult probe = run_process({"/usr/bin/python3", "-c", "import libvirt"});

@@ -146,11 +146,13 @@ Domain& Domains::define(std::string_view xml) {
         // A redefinition: a running guest keeps its configuration until it next starts.
         same_uuid->def = std::move(def);
         same_uuid->persistent = true;
+        emit(*same_uuid, event::kDefined, event::kDefinedUpdated);
         return *same_uuid;
     }
     auto d = std::make_unique<Domain>();
     d->def = std::move(def);
     domains_.push_back(std::move(d));
+    emit(*domains_.back(), event::kDefined, event::kDefinedAdded);
     return *domains_.back();
 }
 
@@ -164,6 +166,7 @@ void Domains::undefine(Domain& d) {
     if (!d.running()) remove_file(dir_.run_config(d.name()));
     d.persistent = false;
     d.autostart = false;
+    emit(d, event::kUndefined, 0);  // VIR_DOMAIN_EVENT_UNDEFINED_REMOVED
     // A running domain stays until it stops, as libvirt does.
     if (!d.running()) forget(d);
 }
@@ -224,6 +227,7 @@ void Domains::start(Domain& d) {
         spdlog::warn("domain '{}': {}", d.name(), e.what());
     }
     watch(d);
+    emit(d, event::kStarted, 0);  // VIR_DOMAIN_EVENT_STARTED_BOOTED
     spdlog::info("domain '{}' started: id {}, pid {}", d.name(), d.id, d.process->pid());
 }
 
@@ -278,6 +282,11 @@ void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
     }
     spdlog::info("domain '{}' {}", d.name(), how);
     if (on_stopped) on_stopped(d);
+    emit(d, event::kStopped,
+         reason == state::kShutoffDestroyed ? event::kStoppedDestroyed
+         : reason == state::kShutoffCrashed ? event::kStoppedCrashed
+         : reason == state::kShutoffFailed  ? event::kStoppedFailed
+                                            : event::kStoppedShutdown);
     if (!d.persistent) {
         forget(d);
     } else if (reason == state::kShutoffCrashed && d.def.restart_on_crash) {

@@ -33,6 +33,20 @@ inline constexpr int kShutoffCrashed = 3;
 inline constexpr int kShutoffFailed = 6;
 }  // namespace state
 
+// virDomainEventType values and details ukvmd emits.
+namespace event {
+inline constexpr int kDefined = 0;
+inline constexpr int kUndefined = 1;
+inline constexpr int kStarted = 2;
+inline constexpr int kStopped = 5;
+inline constexpr int kDefinedAdded = 0;
+inline constexpr int kDefinedUpdated = 1;
+inline constexpr int kStoppedShutdown = 0;
+inline constexpr int kStoppedDestroyed = 1;
+inline constexpr int kStoppedCrashed = 2;
+inline constexpr int kStoppedFailed = 5;
+}  // namespace event
+
 // A request the daemon refuses; code is a virErrorNumber (libvirt::err).
 class DomainError : public std::runtime_error {
 public:
@@ -87,6 +101,8 @@ public:
 
     // Called after a domain stopped (before a transient one is forgotten).
     std::function<void(Domain&)> on_stopped;
+    // Lifecycle events for libvirt clients: virDomainEventType and its detail.
+    std::function<void(const Domain&, int event, int detail)> on_event;
 
     const StateDir& state_dir() const { return dir_; }
 
@@ -96,6 +112,9 @@ private:
     void append_log(const Domain& d, const std::string& line);
     void forget(Domain& d);
     void restart_after_crash(Domain& d);
+    void emit(const Domain& d, int type, int detail) {
+        if (on_event) on_event(d, type, detail);
+    }
 
     StateDir& dir_;
     std::string ukvm_binary_;

@@ -58,6 +58,9 @@ constexpr std::uint32_t kDomainUndefineFlags = 231;
 constexpr std::uint32_t kDomainDestroyFlags = 234;
 constexpr std::uint32_t kDomainShutdownFlags = 258;
 constexpr std::uint32_t kConnectListAllDomains = 273;
+constexpr std::uint32_t kEventCallbackRegisterAny = 316;
+constexpr std::uint32_t kEventCallbackDeregisterAny = 317;
+constexpr std::uint32_t kEventCallbackLifecycle = 318;
 constexpr std::uint32_t kDomainDefineXmlFlags = 350;
 }  // namespace proc
 
@@ -93,6 +96,7 @@ const char* mutating_api(std::uint32_t p) {
     }
 }
 
+constexpr int kFeatureEventCallback = 14;   // VIR_DRV_FEATURE_REMOTE_EVENT_CALLBACK
 constexpr int kFeatureKeepalive = 10;       // VIR_DRV_FEATURE_PROGRAM_KEEPALIVE
 constexpr std::uint32_t kOpenReadOnly = 1;  // VIR_CONNECT_RO
 constexpr std::uint32_t kDomainListMax = 16384;
@@ -100,6 +104,8 @@ constexpr std::size_t kMaxNameBytes = 4096;
 constexpr std::size_t kMaxOutputBytes = 64 * 1024 * 1024;  // a client that stops reading
 constexpr std::size_t kConsoleBacklog = 1024 * 1024;
 constexpr std::size_t kMaxReadOnlyPacket = 64 * 1024;
+constexpr std::int32_t kMaxEventId = 64;
+constexpr std::size_t kMaxEventCallbacks = 256;
 // ukvm's own version in libvirt's major * 1000000 + minor * 1000 + micro form.
 constexpr std::uint64_t kVersion = 1000;
 
@@ -420,7 +426,7 @@ void RpcServer::call(Connection& c, const Packet& p) {
             case proc::kConnectSupportsFeature: {
                 const std::int32_t feature = args.i32();
                 args.expect_end();
-                ret.i32(feature == kFeatureKeepalive ? 1 : 0);
+                ret.i32(feature == kFeatureKeepalive || feature == kFeatureEventCallback ? 1 : 0);
                 break;
             }
             case proc::kConnectOpen: {
@@ -470,6 +476,38 @@ void RpcServer::call(Connection& c, const Packet& p) {
                 ret.i32(1);     // sockets per node
                 ret.i32(cpus);  // cores per socket
                 ret.i32(1);     // threads per core
+                break;
+            }
+            case proc::kEventCallbackRegisterAny: {
+                const std::int32_t event_id = args.i32();
+                std::optional<Uuid> only;
+                if (args.boolean()) {
+                    args.string(kMaxNameBytes);
+                    only = args.uuid();
+                    args.i32();
+                }
+                args.expect_end();
+                // Every event ID is accepted (virsh event --all registers them all); only
+                // lifecycle events (ID 0) are ever sent.
+                if (event_id < 0 || event_id >= kMaxEventId) {
+                    throw fail(err::kInvalidArg, "unknown event ID " + std::to_string(event_id));
+                }
+                if (c.events.size() >= kMaxEventCallbacks) {
+                    throw fail(err::kOperationFailed, "too many event callbacks");
+                }
+                const std::int32_t id = c.next_callback++;
+                c.events.push_back({id, event_id, only});
+                ret.i32(id);
+                break;
+            }
+            case proc::kEventCallbackDeregisterAny: {
+                const std::int32_t id = args.i32();
+                args.expect_end();
+                const auto n = std::erase_if(
+                    c.events, [&](const Connection::EventCallback& e) { return e.id == id; });
+                if (n == 0) {
+                    throw fail(err::kInvalidArg, "no event callback " + std::to_string(id));
+                }
                 break;
             }
             case proc::kConnectGetCapabilities:
@@ -807,6 +845,26 @@ void RpcServer::pump_all() {
             const auto it = connections_.find(id);
             if (it == connections_.end() || i >= it->second->streams.size()) break;
             pump_console(*it->second, it->second->streams[i]);
+        }
+    }
+}
+
+void RpcServer::domain_event(const Domain& d, int event, int detail) {
+    for (auto& [id, c] : connections_) {
+        for (const Connection::EventCallback& cb : c->events) {
+            if (cb.event_id != 0 || (cb.domain && *cb.domain != d.def.uuid)) continue;
+            XdrEncoder msg;
+            msg.i32(cb.id);
+            put_domain(msg, d);
+            msg.i32(event);
+            msg.i32(detail);
+            const Header h{kRemoteProgram,
+                           kRemoteVersion,
+                           proc::kEventCallbackLifecycle,
+                           MessageType::Message,
+                           0,
+                           MessageStatus::Ok};
+            send(*c, encode_packet(h, msg.bytes()));
         }
     }
 }

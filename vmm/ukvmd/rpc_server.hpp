@@ -43,6 +43,8 @@ public:
     void tick();
     // A domain stopped: its console streams end once the rest of its output is sent.
     void domain_stopped(const Domain& d);
+    // A lifecycle event: sent to every connection that registered for it.
+    void domain_event(const Domain& d, int event, int detail);
 
     std::size_t connection_count() const { return connections_.size(); }
 
@@ -74,6 +76,13 @@ private:
         std::size_t out_pos = 0;    // bytes of out.front() already sent
         std::size_t out_bytes = 0;  // queued, not yet sent
         std::vector<ConsoleStream> streams;
+        struct EventCallback {
+            std::int32_t id;
+            std::int32_t event_id;
+            std::optional<libvirt::Uuid> domain;  // nothing: every domain
+        };
+        std::vector<EventCallback> events;
+        std::int32_t next_callback = 1;
     };
     struct Failure;  // an error reply
 
