@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
+
 #include <spdlog/spdlog.h>
 #include <time.h>
+#include <algorithm>
 
 #include <array>
 #include <cstring>
@@ -227,6 +229,22 @@ TEST_F(HypercallTest, BootInfoBadBuffer) {
     EXPECT_EQ(r.m_type, hc::kEFault);
     EXPECT_TRUE(payload_zero(r));
     EXPECT_EQ(mem.read<std::uint16_t>(kRam - 2), 0u);
+}
+
+// A guest that keeps sending unreachable messages cannot flood the VMM's log.
+TEST_F(HypercallTest, DroppedMessageWarningsAreRateLimited) {
+    std::ostringstream captured;
+    auto previous = spdlog::default_logger();
+    auto logger = std::make_shared<spdlog::logger>(
+        "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(captured));
+    logger->set_pattern("%v");
+    spdlog::set_default_logger(logger);
+    for (int i = 0; i < 1000; ++i)
+        EXPECT_EQ(handler.handle(kMsg + 8).result, HypercallResult::Dropped);
+    spdlog::set_default_logger(previous);
+    const std::string log = captured.str();
+    EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 16);
+    EXPECT_NE(log.find("further drops are not reported"), std::string::npos);
 }
 
 TEST_F(HypercallTest, UnreachableMessagesAreDroppedUntouched) {

@@ -58,7 +58,11 @@ HypercallHandler::HypercallHandler(GuestMemory& memory, ConsoleSink& console,
 
 HypercallOutcome HypercallHandler::handle(std::uint64_t gpa) {
     if (gpa % alignof(hc::Message) != 0 || !memory_.contains(gpa, sizeof(hc::Message))) {
-        spdlog::warn("hypercall message at {:#x} is misaligned or outside guest RAM; dropped", gpa);
+        if (++dropped_ <= kIgnoredWarningBudget) {
+            spdlog::warn(
+                "hypercall message at {:#x} is misaligned or outside guest RAM; dropped{}", gpa,
+                dropped_ == kIgnoredWarningBudget ? " (further drops are not reported)" : "");
+        }
         return {HypercallResult::Dropped};
     }
     // One copy in: the guest (another vCPU) cannot change the request under our feet.

@@ -54,6 +54,7 @@ private:
     ConsoleSink& console_;
     HypercallBootInfo info_;
     Clock::time_point created_;
+    std::uint64_t dropped_ = 0;  // warnings are rate-limited: a guest must not flood the log
 };
 
 class HypercallPort : public Device {
