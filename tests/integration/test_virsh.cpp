@@ -520,12 +520,39 @@ TEST_F(VirshTest, SocketGroupOpensTheReadWriteSocketToAGroup) {
     EXPECT_THAT(read_file(daemon_->log()), HasSubstr("--socket-group: no group named"));
 }
 
+TEST_F(VirshTest, GuestWithADisk) {
+    const fs::path image = dir_ / "data.img";
+    write_file(image, std::string(1 << 20, '\0'));
+    std::string xml = idle_xml("disk1");
+    xml.insert(xml.find("<console"), "<disk type='file' device='disk'><source file='" +
+                                         image.string() +
+                                         "'/><target dev='vda' bus='virtio'/>"
+                                         "<serial>DATA1</serial></disk>");
+    ProcessResult r = virsh({"define", write_xml("disk1", xml).string()});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = virsh({"dumpxml", "disk1"});
+    EXPECT_THAT(r.out, HasSubstr("<source file=\"" + image.string() + "\" />"));
+    EXPECT_THAT(r.out, HasSubstr("<serial>DATA1</serial>"));
+    r = virsh({"start", "disk1"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(wait_state("disk1", "running"));
+    EXPECT_THAT(read_file(daemon_->state() / "run/disk1.toml"), HasSubstr("[[disk]]"));
+    ASSERT_EQ(virsh({"destroy", "disk1"}).status, 0);
+
+    // A missing image is reported by start, at once, naming the file.
+    fs::remove(image);
+    r = virsh({"start", "disk1"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_THAT(r.err, HasSubstr("disk image '" + image.string() + "' does not exist"))
+        << describe(r);
+}
+
 TEST_F(VirshTest, UnsupportedXmlIsRejectedNamingTheElement) {
     std::string xml = idle_xml("disky");
-    xml.insert(xml.find("</devices>"), "<disk type='file' device='disk'/>");
+    xml.insert(xml.find("</devices>"), "<interface type='network'/>");
     ProcessResult r = virsh({"define", write_xml("disky", xml).string()});
     EXPECT_NE(r.status, 0);
-    EXPECT_THAT(r.err, HasSubstr("unsupported configuration: <devices><disk>")) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("unsupported configuration: <devices><interface>")) << describe(r);
     r = virsh({"define", write_xml("bad", "<domain type='ukvm'><name>x</name>").string()});
     EXPECT_THAT(r.err, HasSubstr("XML error: malformed domain XML")) << describe(r);
     EXPECT_THAT(virsh({"list", "--all"}).out, Not(HasSubstr("disky")));

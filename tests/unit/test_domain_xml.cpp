@@ -195,8 +195,8 @@ TEST(DomainXml, OsTypeMustBeHvm) {
 }
 
 TEST(DomainXml, DevicesItCannotHonourAreConfigUnsupported) {
-    EXPECT_THAT(error_of(minimal("<devices><disk type='file'/></devices>")),
-                HasSubstr("67: <devices><disk>"));
+    EXPECT_THAT(error_of(minimal("<devices><disk type='network'/></devices>")),
+                HasSubstr("67: <devices><disk> 0: type='network' is not supported"));
     EXPECT_THAT(error_of(minimal("<devices><interface type='network'/></devices>")),
                 HasSubstr("67: <devices><interface>"));
     EXPECT_THAT(error_of(minimal("<devices><graphics type='vnc'/></devices>")),
@@ -244,6 +244,56 @@ TEST(DomainXml, OnCrashRestartRoundTrips) {
                           "'restart'"));
     EXPECT_EQ(error_of(minimal("<on_poweroff>restart</on_poweroff>")),
               "67: <on_poweroff>: 'restart' is not supported, only 'destroy'");
+}
+
+TEST(DomainXml, DisksMapToVirtioBlk) {
+    const DomainDefinition d = parse_domain_xml(minimal(
+        "<devices>"
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+        "<source file='/img/root.img'/><target dev='vda' bus='virtio'/><serial>ROOT1</serial>"
+        "</disk>"
+        "<disk type='block'><source dev='/dev/sdz'/><readonly/><address type='pci'/></disk>"
+        "</devices>"));
+    ASSERT_EQ(d.config.disks.size(), 2u);
+    EXPECT_EQ(d.config.disks[0].path, "/img/root.img");
+    EXPECT_FALSE(d.config.disks[0].read_only);
+    EXPECT_EQ(d.config.disks[0].serial, "ROOT1");
+    EXPECT_EQ(d.config.disks[1].path, "/dev/sdz");
+    EXPECT_TRUE(d.config.disks[1].read_only);
+    const std::string xml = format_domain_xml(d);
+    EXPECT_THAT(xml, HasSubstr("<source file=\"/img/root.img\" />"));
+    EXPECT_THAT(xml, HasSubstr("<target dev=\"vda\" bus=\"virtio\" />"));
+    EXPECT_THAT(xml, HasSubstr("<disk type=\"block\" device=\"disk\">"));
+    EXPECT_THAT(xml, HasSubstr("<target dev=\"vdb\" bus=\"virtio\" />"));
+    const DomainDefinition back = parse_domain_xml(xml);
+    ASSERT_EQ(back.config.disks.size(), 2u);
+    EXPECT_EQ(back.config.disks[0].serial, "ROOT1");
+    EXPECT_TRUE(back.config.disks[1].read_only);
+    EXPECT_EQ(format_domain_xml(back), xml);
+}
+
+TEST(DomainXml, DiskErrorsNameTheDisk) {
+    auto disk = [](const std::string& inner, const std::string& attrs = "type='file'") {
+        return error_of(minimal("<devices><disk " + attrs + ">" + inner + "</disk></devices>"));
+    };
+    EXPECT_THAT(disk(""), HasSubstr("27: <devices><disk> 0: <source> is missing"));
+    EXPECT_THAT(disk("<source file='rel.img'/>"),
+                HasSubstr("27: <devices><disk> 0 <source file>: 'rel.img' is not an absolute"));
+    EXPECT_THAT(disk("<source file='/a'/><driver type='qcow2'/>"),
+                HasSubstr("67: <devices><disk> 0 <driver type='qcow2'>: only raw images"));
+    EXPECT_THAT(disk("<source file='/a'/><target dev='sda' bus='sata'/>"),
+                HasSubstr("67: <devices><disk> 0 <target bus='sata'>: only virtio"));
+    EXPECT_THAT(disk("<source file='/a'/>", "type='file' device='cdrom'"),
+                HasSubstr("67: <devices><disk> 0: device='cdrom' is not supported"));
+    EXPECT_THAT(disk("<source file='/a'/><serial>" + std::string(21, 'x') + "</serial>"),
+                HasSubstr("27: <devices><disk> 0 <serial>: at most 20 printable ASCII"));
+    EXPECT_THAT(disk("<source file='/a'/><iotune/>"),
+                HasSubstr("67: <devices><disk> 0 <iotune>: not supported"));
+    std::string nine;
+    for (int i = 0; i < 9; ++i)
+        nine += "<disk type='file'><source file='/d" + std::to_string(i) + "'/></disk>";
+    EXPECT_THAT(error_of(minimal("<devices>" + nine + "</devices>")),
+                HasSubstr("67: <devices><disk>: more than 8 disks"));
 }
 
 TEST(DomainXml, CmdlineLimit) {

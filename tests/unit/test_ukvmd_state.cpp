@@ -77,6 +77,8 @@ TEST_F(StateTest, GuestTomlReadsBackThroughTheConfigLoader) {
     c.kernel = root_ / "kernel.elf";
     c.cmdline = "quote=\" backslash=\\ newline=\n tab=\t unicode=\xc3\xa9 #not-a-comment";
     c.modules.push_back({root_ / "pm", "pm --x='1' \"2\""});
+    std::ofstream(root_ / "disk.img") << std::string(4096, '\0');
+    c.disks.push_back({root_ / "disk.img", true, "SER-1"});
     c.console.output = ConsoleOutput::Stdout;
     c.console.input = ConsoleInput::None;
     const fs::path toml = root_ / "guest.toml";
@@ -90,6 +92,10 @@ TEST_F(StateTest, GuestTomlReadsBackThroughTheConfigLoader) {
     ASSERT_EQ(back.modules.size(), 1u);
     EXPECT_EQ(back.modules[0].path, c.modules[0].path);
     EXPECT_EQ(back.modules[0].args, c.modules[0].args);
+    ASSERT_EQ(back.disks.size(), 1u);
+    EXPECT_EQ(back.disks[0].path, root_ / "disk.img");
+    EXPECT_TRUE(back.disks[0].read_only);
+    EXPECT_EQ(back.disks[0].serial, "SER-1");
     EXPECT_EQ(back.console.output, ConsoleOutput::Stdout);
     EXPECT_EQ(back.console.input, ConsoleInput::None);
 }

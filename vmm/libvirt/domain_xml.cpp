@@ -208,7 +208,61 @@ void check_pty(const pugi::xml_node& n) {
     }
 }
 
-void read_devices(const pugi::xml_node& devices) {
+bool printable_ascii(const std::string& s) {
+    for (char c : s) {
+        if (c < 0x20 || c > 0x7e) return false;
+    }
+    return true;
+}
+
+// <disk type='file|block' device='disk'>: a virtio-blk disk on a raw image.
+DiskConfig read_disk(const pugi::xml_node& n, std::size_t index) {
+    const std::string element = "<devices><disk> " + std::to_string(index);
+    const std::string type = n.attribute("type").value();
+    if (type != "file" && type != "block") {
+        unsupported(element + ": type='" + type + "' is not supported (file or block)");
+    }
+    const std::string device = n.attribute("device").value();
+    if (!device.empty() && device != "disk") {
+        unsupported(element + ": device='" + device + "' is not supported (disk)");
+    }
+    DiskConfig disk;
+    bool have_source = false;
+    for (pugi::xml_node c : n.children()) {
+        if (c.type() != pugi::node_element) continue;
+        const std::string child = c.name();
+        if (child == "source") {
+            const char* attr = type == "file" ? "file" : "dev";
+            disk.path =
+                absolute_path(c.attribute(attr).value(), element + " <source " + attr + ">");
+            have_source = true;
+        } else if (child == "driver") {
+            const std::string format = c.attribute("type").value();
+            if (!format.empty() && format != "raw") {
+                unsupported(element + " <driver type='" + format + "'>: only raw images");
+            }
+        } else if (child == "target") {
+            const std::string bus = c.attribute("bus").value();
+            if (!bus.empty() && bus != "virtio") {
+                unsupported(element + " <target bus='" + bus + "'>: only virtio");
+            }
+        } else if (child == "readonly") {
+            disk.read_only = true;
+        } else if (child == "serial") {
+            disk.serial = c.child_value();
+            if (disk.serial.size() > kMaxDiskSerialBytes || !printable_ascii(disk.serial)) {
+                xml_error(element + " <serial>: at most " + std::to_string(kMaxDiskSerialBytes) +
+                          " printable ASCII characters");
+            }
+        } else if (child != "alias" && child != "address") {
+            unsupported(element + " <" + child + ">: not supported");
+        }
+    }
+    if (!have_source) xml_error(element + ": <source> is missing");
+    return disk;
+}
+
+void read_devices(const pugi::xml_node& devices, DomainDefinition& def) {
     for (pugi::xml_node n : devices.children()) {
         if (n.type() != pugi::node_element) continue;
         const std::string name = n.name();
@@ -221,7 +275,10 @@ void read_devices(const pugi::xml_node& devices) {
                             "'>: no balloon device; use model='none'");
             }
         } else if (name == "disk") {
-            unsupported("<devices><disk>: disks are not supported by ukvmd yet");
+            if (def.config.disks.size() == kMaxDisks) {
+                unsupported("<devices><disk>: more than " + std::to_string(kMaxDisks) + " disks");
+            }
+            def.config.disks.push_back(read_disk(n, def.config.disks.size()));
         } else if (name == "interface") {
             unsupported("<devices><interface>: network interfaces are not supported yet");
         } else {
@@ -380,7 +437,7 @@ DomainDefinition parse_domain_xml(std::string_view xml) {
         } else if (name == "on_poweroff" || name == "on_reboot" || name == "on_crash") {
             read_lifecycle(n, def);
         } else if (name == "devices") {
-            read_devices(n);
+            read_devices(n, def);
         } else {
             unsupported("<" + name + ">: not supported by ukvm");
         }
@@ -443,6 +500,24 @@ std::string format_domain_xml(const DomainDefinition& def, int id) {
     text_child(domain, "on_reboot", "destroy");
     text_child(domain, "on_crash", def.restart_on_crash ? "restart" : "destroy");
     pugi::xml_node devices = domain.append_child("devices");
+    for (std::size_t i = 0; i < def.config.disks.size(); ++i) {
+        const DiskConfig& d = def.config.disks[i];
+        const bool block = d.path.string().rfind("/dev/", 0) == 0;
+        pugi::xml_node disk = devices.append_child("disk");
+        disk.append_attribute("type") = block ? "block" : "file";
+        disk.append_attribute("device") = "disk";
+        pugi::xml_node driver = disk.append_child("driver");
+        driver.append_attribute("name") = "ukvm";
+        driver.append_attribute("type") = "raw";
+        disk.append_child("source").append_attribute(block ? "dev" : "file") = d.path.c_str();
+        pugi::xml_node target = disk.append_child("target");
+        // Guests see the disks in this order; the names follow it.
+        target.append_attribute("dev") =
+            ("vd" + std::string(1, static_cast<char>('a' + i))).c_str();
+        target.append_attribute("bus") = "virtio";
+        if (d.read_only) disk.append_child("readonly");
+        if (!d.serial.empty()) text_child(disk, "serial", d.serial);
+    }
     pugi::xml_node console = devices.append_child("console");
     console.append_attribute("type") = "pty";
     pugi::xml_node target = console.append_child("target");

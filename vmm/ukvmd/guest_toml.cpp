@@ -21,6 +21,15 @@ std::string to_guest_toml(const GuestConfig& config) {
         }
         root.insert("module", std::move(modules));
     }
+    if (!config.disks.empty()) {
+        toml::array disks;
+        for (const DiskConfig& d : config.disks) {
+            toml::table disk{{"path", d.path.string()}, {"read_only", d.read_only}};
+            if (!d.serial.empty()) disk.insert("serial", d.serial);
+            disks.push_back(std::move(disk));
+        }
+        root.insert("disk", std::move(disks));
+    }
     toml::table console;
     switch (config.console.output) {
         case ConsoleOutput::Stdout:
