@@ -53,7 +53,7 @@ inline constexpr std::string_view kOsType = "hvm";
 inline constexpr std::string_view kDomainType = "ukvm";
 
 struct DomainDefinition {
-    // name, memory_mib, vcpus, kernel, cmdline, modules; console and source are left at
+    // name, memory_mib, vcpus, kernel, cmdline, modules, disks; console and source are left at
     // their defaults (the daemon decides where the console goes).
     GuestConfig config;
     Uuid uuid{};
