@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -253,6 +254,21 @@ inline std::string describe(const ProcessResult& r) {
     if (r.timed_out) s += " (timed out)";
     s += "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
     return s;
+}
+
+// The first directory in PATH holding an executable `name`, or an empty path.
+inline std::filesystem::path find_program(const std::string& name) {
+    const char* path = ::getenv("PATH");
+    const std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+    for (size_t start = 0; start <= dirs.size();) {
+        size_t end = dirs.find(':', start);
+        if (end == std::string::npos) end = dirs.size();
+        const std::filesystem::path candidate =
+            std::filesystem::path(dirs.substr(start, end - start)) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        start = end + 1;
+    }
+    return {};
 }
 
 }  // namespace ukvm::test

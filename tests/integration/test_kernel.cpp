@@ -19,6 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ukvm::test::describe;
+using ukvm::test::find_program;
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
 using ukvm::test::run_process;
@@ -37,19 +38,6 @@ const std::vector<std::string> kSuite = {"ipc_test",   "ipc_echo",     "ipc_user
                                          "ipc_rules",  "ipc_deadlock", "ipc_notify",  "ipc_grants",
                                          "ipc_faults", "ipc_timers",   "ipc_devices", "ipc_bench"};
 const std::string kSuiteCmdline = "start=1";
-
-fs::path find_program(const std::string& name) {
-    const char* path = ::getenv("PATH");
-    std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-    for (size_t start = 0; start <= dirs.size();) {
-        size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
-        const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-        start = end + 1;
-    }
-    return {};
-}
 
 class KernelBoot : public ::testing::Test {
 protected:

@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ukvm::test::describe;
+using ukvm::test::find_program;
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
 using ukvm::test::run_process;
@@ -88,19 +89,6 @@ size_t count(const std::string& text, const std::string& what) {
     size_t n = 0;
     for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) ++n;
     return n;
-}
-
-fs::path find_program(const std::string& name) {
-    const char* path = ::getenv("PATH");
-    std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-    for (size_t start = 0; start <= dirs.size();) {
-        size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
-        const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-        start = end + 1;
-    }
-    return {};
 }
 
 class MinixBoot : public ::testing::Test {

@@ -18,26 +18,13 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ukvm::test::describe;
+using ukvm::test::find_program;
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
 using ukvm::test::run_process;
 
 fs::path guest_image(const std::string& name) {
     return fs::path(UKVM_GUEST_DIR) / "tests" / "guests" / (name + ".elf");
-}
-
-// The first directory in PATH holding an executable name, or empty.
-fs::path find_program(const std::string& name) {
-    const char* path = ::getenv("PATH");
-    std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-    for (size_t start = 0; start <= dirs.size();) {
-        size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
-        const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-        start = end + 1;
-    }
-    return {};
 }
 
 class QemuBoot : public ::testing::Test {
