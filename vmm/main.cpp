@@ -1,5 +1,5 @@
-// The ukvm command line: run, validate, version, image. Maps every failure to an exit status
-// (see vmm/machine.hpp) and a one-line message on stderr.
+// The ukvm command line: run, validate, version, image; ps/start/stop/ctl for managed guests.
+// Maps every failure to an exit status (see vmm/machine.hpp) and a one-line message on stderr.
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -17,11 +17,13 @@
 
 #include "ukvm/hypercall.h"
 #include "vmm/config.hpp"
+#include "vmm/control/control_server.hpp"
 #include "vmm/devices/virtio_blk.hpp"
 #include "vmm/image/image_cli.hpp"
 #include "vmm/image/minix_image.hpp"
 #include "vmm/kvm.hpp"
 #include "vmm/machine.hpp"
+#include "vmm/ukvmd/manage_cli.hpp"
 
 namespace {
 
@@ -94,6 +96,28 @@ int run_cli(int argc, char** argv) {
     image_ls->add_option("image", image_file, "The image to read")->required();
     image_ls->add_option("path", ls_path, "Path inside the image (default: /)");
 
+    // Guests managed by ukvmd, through its libvirt socket (docs/management.md).
+    std::string ukvmd_socket = ukvm::ukvmd::kDefaultUkvmdSocket;
+    const std::string socket_help = "ukvmd's socket (default: " + ukvmd_socket + ")";
+    std::string guest_name;
+    bool force_stop = false;
+    CLI::App* ps = app.add_subcommand("ps", "List the guests ukvmd manages");
+    ps->add_option("--socket", ukvmd_socket, socket_help);
+    CLI::App* start = app.add_subcommand("start", "Start a guest defined in ukvmd");
+    start->add_option("name", guest_name, "The guest's name")->required();
+    start->add_option("--socket", ukvmd_socket, socket_help);
+    CLI::App* stop = app.add_subcommand("stop", "Stop a guest ukvmd runs");
+    stop->add_option("name", guest_name, "The guest's name")->required();
+    stop->add_flag("--force", force_stop, "Kill it at once instead of asking it to shut down");
+    stop->add_option("--socket", ukvmd_socket, socket_help);
+    std::string ctl_socket, ctl_command;
+    CLI::App* ctl = app.add_subcommand("ctl", "Send a command to a running guest's control socket");
+    ctl->add_option("socket", ctl_socket, "The guest's control socket")->required();
+    ctl->add_option("command", ctl_command, "The command")
+        ->required()
+        ->check(CLI::IsMember({"info", "pause", "resume", "shutdown", "destroy"}))
+        ->option_text("info|pause|resume|shutdown|destroy");
+
     app.footer(
         "Exit status: the guest's own (0-255, from its halt hypercall), 1 host/VMM failure,\n"
         "2 usage, config or image error, 3 guest fault.");
@@ -121,6 +145,12 @@ int run_cli(int argc, char** argv) {
     if (*image_create) return ukvm::image_create(create_options, std::cout, std::cerr);
     if (*image_extract) return ukvm::image_extract(image_file, extract_dir, std::cout, std::cerr);
     if (*image_ls) return ukvm::image_ls(image_file, ls_path, std::cout);
+    if (*ps) return ukvm::ukvmd::cli_ps(ukvmd_socket, std::cout, std::cerr);
+    if (*start) return ukvm::ukvmd::cli_start(ukvmd_socket, guest_name, std::cout, std::cerr);
+    if (*stop) {
+        return ukvm::ukvmd::cli_stop(ukvmd_socket, guest_name, force_stop, std::cout, std::cerr);
+    }
+    if (*ctl) return ukvm::control::cli_ctl(ctl_socket, ctl_command, std::cout, std::cerr);
     if (*run) {
         const ukvm::GuestConfig config = ukvm::load_config(config_file);
         spdlog::debug("{}: guest '{}', {} MiB, kernel {}, {}", config_file, config.name,

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/integration/process.hpp"
+#include "vmm/control/control_server.hpp"
 #include "vmm/libvirt/rpc_packet.hpp"
 #include "vmm/ukvmd/manage_cli.hpp"
 
@@ -414,6 +415,58 @@ TEST_F(VirshTest, OnCrashRestartBringsAKilledGuestBack) {
     ASSERT_EQ(virsh({"destroy", "phoenix"}).status, 0);
     std::this_thread::sleep_for(300ms);
     EXPECT_TRUE(wait_state("phoenix", "shut off (destroyed)"));
+}
+
+// The same through the ukvm command line.
+TEST_F(VirshTest, UkvmCommandLinePsStartStop) {
+    ASSERT_EQ(virsh({"define", write_xml("idle", idle_xml("idle")).string()}).status, 0);
+    const std::string sock = daemon_->socket().string();
+    ProcessResult r = run_process({UKVM_BINARY, "start", "idle", "--socket", sock});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "started idle\n");
+    r = run_process({UKVM_BINARY, "ps", "--socket", sock});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, testing::ContainsRegex(" +1 +idle +running +32 MiB"));
+    r = run_process({UKVM_BINARY, "stop", "--force", "idle", "--socket", sock});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "destroyed idle\n");
+    EXPECT_TRUE(wait_state("idle", "shut off (destroyed)"));
+    r = run_process({UKVM_BINARY, "stop", "idle", "--socket", sock});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "ukvm: Requested operation is not valid: domain is not running\n");
+    r = run_process({UKVM_BINARY, "start", "--socket", sock});
+    EXPECT_EQ(r.status, 2) << describe(r);  // the name is required
+}
+
+TEST(UkvmCtl, SendsOneCommandToAControlSocket) {
+    int paused = 0;
+    ukvm::control::GuestControlHooks hooks;
+    hooks.pause = [&] { ++paused; };
+    hooks.info = [] {
+        ukvm::control::GuestInfo i;
+        i.name = "g";
+        i.state = "running";
+        i.memory_mib = 64;
+        return i;
+    };
+    ukvm::control::HookedGuestControl guest(std::move(hooks));
+    const fs::path sock = fs::temp_directory_path() / ("ukvm-ctl-" + std::to_string(::getpid()));
+    ukvm::control::ControlServer server(sock, guest);
+    ProcessResult r = run_process({UKVM_BINARY, "ctl", sock.string(), "info"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, testing::StartsWith("name: g\nstate: running\n"));
+    EXPECT_THAT(r.out, HasSubstr("memory-mib: 64\n"));
+    r = run_process({UKVM_BINARY, "ctl", sock.string(), "pause"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(paused, 1);
+    r = run_process({UKVM_BINARY, "ctl", sock.string(), "resume"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "ukvm: resume is not supported by this ukvm yet\n");
+    r = run_process({UKVM_BINARY, "ctl", sock.string(), "reboot"});
+    EXPECT_EQ(r.status, 2) << describe(r);
+    r = run_process({UKVM_BINARY, "ctl", (sock.string() + ".none"), "info"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.err, HasSubstr("ukvm: connect "));
 }
 
 // Consolidation: 20 guests at once, one killed, a daemon restart; the rest run on.
