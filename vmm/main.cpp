@@ -16,9 +16,11 @@
 #include <string>
 
 #include "ukvm/hypercall.h"
+#include "vmm/boot/multiboot.hpp"
 #include "vmm/config.hpp"
 #include "vmm/control/control_server.hpp"
 #include "vmm/devices/virtio_blk.hpp"
+#include "vmm/guest_memory.hpp"
 #include "vmm/image/image_cli.hpp"
 #include "vmm/image/minix_image.hpp"
 #include "vmm/kvm.hpp"
@@ -138,6 +140,9 @@ int run_cli(int argc, char** argv) {
     }
     if (*validate) {
         const ukvm::GuestConfig config = ukvm::load_config(config_file);
+        // The images too, into scratch RAM no VM sees: an unbootable kernel is found now.
+        ukvm::GuestMemory scratch(config.memory_mib << 20);
+        ukvm::load_multiboot(scratch, config.kernel, config.cmdline, config.modules);
         std::cout << config_file << ": ok (" << config.name << ", " << config.memory_mib << " MiB, "
                   << plural(config.modules.size(), "module") << ")\n";
         return 0;

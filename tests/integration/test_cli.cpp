@@ -248,3 +248,20 @@ TEST(Cli, RunWithALockedDiskImageExits2NamingIt) {
     EXPECT_THAT(r.err, StartsWith("ukvm: "));
     EXPECT_THAT(r.err, HasSubstr(disk.string()));
 }
+
+// validate also loads the images (into scratch memory): an unbootable kernel is reported
+// before `run`, as the same BootError `run` would give, exit 2.
+TEST(Cli, ValidateRejectsAKernelWithoutAMultibootHeader) {
+    namespace fs = std::filesystem;
+    std::string templ = (fs::temp_directory_path() / "ukvm-cli-validate-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    const fs::path dir = templ;
+    std::ofstream(dir / "text.elf") << "not a kernel\n";
+    std::ofstream(dir / "guest.toml") << "name = \"bad\"\nkernel = \"text.elf\"\n";
+    const ProcessResult r = run_process({UKVM_BINARY, "validate", (dir / "guest.toml").string()});
+    fs::remove_all(dir);
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_THAT(r.err, StartsWith("ukvm: "));
+    EXPECT_THAT(r.err, HasSubstr("text.elf: no multiboot header"));
+    EXPECT_EQ(r.out, "");
+}
