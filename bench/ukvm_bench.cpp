@@ -197,29 +197,6 @@ fs::path write_config(const fs::path& dir, const std::string& name, const fs::pa
     return file;
 }
 
-std::vector<std::string> qemu_argv(const std::string& qemu, const fs::path& kernel,
-                                   const std::string& cmdline) {
-    return {qemu,
-            "-enable-kvm",
-            "-M",
-            "pc",
-            "-m",
-            "64",
-            "-kernel",
-            kernel,
-            "-append",
-            cmdline,
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04"};
-}
-
 std::string ratio(double a, double b) {
     return b > 0 ? fmt::format("{:.3g}×", a / b) : "n/a";
 }
@@ -245,32 +222,34 @@ SystemImage system_image(const fs::path& source_config, const fs::path& dir) {
     return image;
 }
 
-std::vector<std::string> qemu_system_argv(const std::string& qemu, const ukvm::GuestConfig& c) {
+// QEMU booting a guest as ukvm would from `c`: COM1 on stdio, isa-debug-exit for the status,
+// the modules (if any) as "-initrd path args,...".
+std::vector<std::string> qemu_argv(const std::string& qemu, const ukvm::GuestConfig& c) {
+    std::vector<std::string> argv = {qemu,
+                                     "-enable-kvm",
+                                     "-M",
+                                     "pc",
+                                     "-m",
+                                     std::to_string(c.memory_mib),
+                                     "-kernel",
+                                     c.kernel.string(),
+                                     "-append",
+                                     c.cmdline,
+                                     "-display",
+                                     "none",
+                                     "-serial",
+                                     "stdio",
+                                     "-monitor",
+                                     "none",
+                                     "-no-reboot",
+                                     "-device",
+                                     "isa-debug-exit,iobase=0xf4,iosize=0x04"};
     std::string initrd;
     for (const auto& m : c.modules)
         initrd +=
             (initrd.empty() ? "" : ",") + m.path.string() + (m.args.empty() ? "" : " " + m.args);
-    return {qemu,
-            "-enable-kvm",
-            "-M",
-            "pc",
-            "-m",
-            std::to_string(c.memory_mib),
-            "-kernel",
-            c.kernel.string(),
-            "-append",
-            c.cmdline,
-            "-initrd",
-            initrd,
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04"};
+    if (!initrd.empty()) argv.insert(argv.end(), {"-initrd", initrd});
+    return argv;
 }
 
 struct PromptRun {
@@ -393,7 +372,10 @@ int main(int argc, char** argv) {
         }
         if (!qemu.empty()) {
             for (int i = 0; i < qemu_rounds; ++i) {
-                auto q = run(qemu_argv(qemu, hello, "exit=0"), kTimeout);
+                ukvm::GuestConfig hello_config;
+                hello_config.kernel = hello;
+                hello_config.cmdline = "exit=0";
+                auto q = run(qemu_argv(qemu, hello_config), kTimeout);
                 if (q.status != 1)  // isa-debug-exit: (0 << 1) | 1
                     throw std::runtime_error("QEMU hello exited " + std::to_string(q.status) +
                                              ": " + q.err);
@@ -465,8 +447,8 @@ int main(int argc, char** argv) {
                                            std::chrono::seconds(idle_seconds), "ukvm minix");
             PromptRun q;
             if (!qemu.empty())
-                q = prompt_and_idle(qemu_system_argv(qemu, sys.config),
-                                    std::chrono::seconds(idle_seconds), "QEMU minix");
+                q = prompt_and_idle(qemu_argv(qemu, sys.config), std::chrono::seconds(idle_seconds),
+                                    "QEMU minix");
             system_rows.push_back({"start → shell prompt", fmt_ms(u.prompt_ms),
                                    qemu.empty() ? "" : "QEMU -M pc",
                                    qemu.empty() ? "" : fmt_ms(q.prompt_ms),
