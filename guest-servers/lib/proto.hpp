@@ -9,6 +9,7 @@ namespace proto {
 using ukvm::kernel::kNameMax;
 using ukvm::kernel::kSpawnArgsMax;
 using ukvm::kernel::kSpawnArgsOffset;
+using ukvm::kernel::kEInval;
 
 // Error numbers the servers add to the kernel's (Linux values, negated).
 inline constexpr int32_t kEChild = -10;
@@ -41,6 +42,26 @@ enum TtyCall : int32_t {
 };
 inline constexpr size_t kTtyDataOffset = 8;
 inline constexpr size_t kTtyDataMax = 56 - kTtyDataOffset;
+
+// Block-device drivers (virtio-blk: published in DS as "vblk0", "vblk1", ... by RS). The
+// data moves through a grant the caller makes for the driver (kGrantWrite for reads,
+// kGrantRead for writes): the driver safecopies into or out of it. Offsets and lengths are
+// multiples of kBdevSectorSize; one request moves at most kBdevMaxTransfer bytes. Errors:
+// kEIo (device error), kERoFs (write or flush on a read-only disk), kEInval (range,
+// alignment, length), kENoDev (no such disk behind this driver).
+enum BdevCall : int32_t {
+    kBdevOpen = 0x500,   // -> 0; u64[0] size in bytes, u64[1] flags (kBdevReadOnly)
+    kBdevRead = 0x501,   // u64[0] byte offset, u64[1] length, u64[2] grant id -> bytes read
+    kBdevWrite = 0x502,  // u64[0] byte offset, u64[1] length, u64[2] grant id -> bytes written
+    kBdevFlush = 0x503,  // -> 0 once every write answered before it is on stable storage
+    kBdevGetId = 0x504,  // -> length; the serial (up to 20 bytes, no NUL) in bytes[8..28)
+};
+inline constexpr uint64_t kBdevReadOnly = 1;
+inline constexpr uint64_t kBdevSectorSize = 512;
+inline constexpr uint64_t kBdevMaxTransfer = 64 * 1024;
+inline constexpr int32_t kEIo = -5;
+inline constexpr int32_t kENoDev = -19;
+inline constexpr int32_t kERoFs = -30;
 
 // RS heartbeats are notifications: RS notifies a service, the service notifies RS back
 // (both never block, so a hung service cannot stall RS).
