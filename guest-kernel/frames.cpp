@@ -67,6 +67,18 @@ uint64_t alloc() {
     return frame;
 }
 
+uint64_t alloc_contiguous(uint64_t n) {
+    for (int i = 0; i < g_nranges; ++i) {
+        Range& r = g_ranges[i];
+        if (n == 0 || (r.end - r.next) / kPageSize < n) continue;
+        uint64_t first = r.next;
+        r.next += n * kPageSize;
+        if (!g_assume_zeroed) memset(to_virtual(first), 0, n * kPageSize);
+        return first;
+    }
+    return 0;
+}
+
 void free(uint64_t frame) {
     *static_cast<uint64_t*>(to_virtual(frame)) = g_free_list;
     g_free_list = frame;

@@ -20,6 +20,9 @@ uint64_t alloc();                              // a zeroed frame, or 0 when RAM 
 // ~1 ms of emulated `rep stosq` on the PVM host. Not assumed elsewhere (firmware may have
 // used RAM under QEMU).
 void assume_zeroed(bool on);
+// n zeroed frames at consecutive physical addresses (for device DMA), or 0. Taken from the
+// untouched part of a range, never from the free list; each is freed with free() alone.
+uint64_t alloc_contiguous(uint64_t n);
 void free(uint64_t frame);
 uint64_t free_bytes();
 

@@ -17,8 +17,15 @@ struct Priv {
     uint64_t irq_mask = 0;   // IRQ lines it may subscribe to
     uint16_t io_base = 0;    // I/O ports it may access through kSysDevIo: [base, base+count)
     uint16_t io_count = 0;
-    uint64_t mem_base = 0;           // device memory it may map through kSysMapPhys:
-    uint64_t mem_len = 0;            //   [mem_base, mem_base + mem_len)
+    uint64_t mem_base = 0;  // device memory it may map through kSysMapPhys:
+    uint64_t mem_len = 0;   //   [mem_base, mem_base + mem_len)
+    // Granted at run time by the PCI server (kSysPrivCtl): more device memory to map.
+    struct MemRange {
+        uint64_t base = 0, len = 0;
+    };
+    static constexpr int kGrantedRanges = 6;
+    MemRange granted_mem[kGrantedRanges];
+    bool driver = false;             // may receive kSysPrivCtl grants and kMapContiguous memory
     uint8_t priority = 7;            // scheduling queue, 0 highest
     uint64_t quantum_ns = 50000000;  // never 0: a zero quantum would expire at once
 };

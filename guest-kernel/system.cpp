@@ -176,11 +176,18 @@ int32_t sys_devio(Proc* caller, Message& m) {
     return kOk;
 }
 
+// [pa, pa + len) lies inside [base, base + size).
+bool inside(uint64_t pa, uint64_t len, uint64_t base, uint64_t size) {
+    return pa >= base && len <= size && pa - base <= size - len;
+}
+
 int32_t sys_mapphys(Proc* caller, Message& m) {
     uint64_t pa = m.u64[0], len = m.u64[1];
     const Priv& pv = caller->priv;
-    if (len == 0 || pa < pv.mem_base || len > pv.mem_len || pa - pv.mem_base > pv.mem_len - len)
-        return kEPerm;
+    bool allowed = inside(pa, len, pv.mem_base, pv.mem_len);
+    for (const Priv::MemRange& r : pv.granted_mem)
+        allowed = allowed || inside(pa, len, r.base, r.len);
+    if (len == 0 || !allowed) return kEPerm;
     uint64_t first = align_down<uint64_t>(pa, frames::kPageSize);
     uint64_t size = align_up<uint64_t>(pa + len, frames::kPageSize) - first;
     if (size > kDeviceMapTop - caller->device_va) return kENoMem;
@@ -193,10 +200,27 @@ int32_t sys_mapphys(Proc* caller, Message& m) {
     return kOk;
 }
 
+// kMapContiguous: n frames in a row mapped at va (the range is known to be unmapped).
+int32_t map_contiguous(Proc* caller, uint64_t va, uint64_t len, unsigned flags, uint64_t* pa) {
+    if (!caller->priv.driver) return kEPerm;
+    uint64_t n = len / frames::kPageSize, first = frames::alloc_contiguous(n);
+    if (!first) return kENoMem;
+    for (uint64_t i = 0; i < n; ++i) {
+        if (caller->as.map(va + i * frames::kPageSize, first + i * frames::kPageSize,
+                           flags | AddressSpace::kOwned))
+            continue;
+        caller->as.unmap(va, i * frames::kPageSize);  // frees the frames mapped so far
+        for (; i < n; ++i) frames::free(first + i * frames::kPageSize);
+        return kENoMem;
+    }
+    *pa = first;
+    return kOk;
+}
+
 int32_t sys_mapanon(Proc* caller, Message& m) {
     uint64_t va = m.u64[0], len = align_up<uint64_t>(m.u64[1], frames::kPageSize);
     if (len == 0 || len > kHeapTop - kHeapBase || (va & (frames::kPageSize - 1)) ||
-        (m.u64[2] & ~(kMapWritable | kMapExecutable)))
+        (m.u64[2] & ~(kMapWritable | kMapExecutable | kMapContiguous)))
         return kEInval;
     bool pick = va == 0;
     if (!pick && (va < kUserImageBase || len > kUserTop - va)) return kEInval;
@@ -207,6 +231,14 @@ int32_t sys_mapanon(Proc* caller, Message& m) {
     if (!caller->as.unmapped(va, len)) return pick ? kENoMem : kEBusy;
     unsigned flags = (m.u64[2] & kMapWritable ? unsigned{AddressSpace::kWritable} : 0u) |
                      (m.u64[2] & kMapExecutable ? unsigned{AddressSpace::kExecutable} : 0u);
+    if (m.u64[2] & kMapContiguous) {
+        uint64_t pa = 0;
+        if (int32_t r = map_contiguous(caller, va, len, flags, &pa); r != kOk) return r;
+        if (pick) caller->heap_va = va + len;
+        m.u64[0] = va;
+        m.u64[1] = pa;
+        return kOk;
+    }
     if (!caller->as.map_zeroed(va, len, flags)) {
         caller->as.unmap(va, len);
         return kENoMem;
@@ -238,6 +270,31 @@ int32_t sys_irqctl(Proc* caller, Message& m) {
     g_irq_owner[irq] = enable ? caller->endpoint : kNone;
     lapic::route_irq(static_cast<int>(irq), enable);
     return kOk;
+}
+
+// The PCI server lets a driver map a device's memory or take its interrupt.
+int32_t sys_privctl(Message& m) {
+    Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
+    if (!p || p->is_task()) return kEDeadSrcDst;
+    if (!p->priv.driver) return kEPerm;
+    if (m.u64[1] == kPrivIrq) {
+        if (m.u64[2] >= 24) return kEInval;
+        p->priv.irq_mask |= 1ull << m.u64[2];
+        return kOk;
+    }
+    if (m.u64[1] != kPrivMem) return kEInval;
+    uint64_t base = m.u64[2], len = m.u64[3];
+    // Device memory only: not the RAM the kernel maps, not the IOAPIC or LAPIC.
+    constexpr uint64_t kApicBase = 0xfec00000, kApicEnd = 0xff000000;
+    if (len == 0 || base < frames::kLimit || len > ~base ||
+        (base < kApicEnd && base + len > kApicBase))
+        return kEInval;
+    for (Priv::MemRange& r : p->priv.granted_mem) {
+        if (r.len && !inside(base, len, r.base, r.len)) continue;
+        if (!r.len) r = {base, len};
+        return kOk;
+    }
+    return kENoMem;
 }
 
 }  // namespace
@@ -299,6 +356,8 @@ int32_t system_call(Proc* caller, Message& m) {
             return sys_fork(caller, m);
         case kSysExec:
             return sys_exec(caller, m);
+        case kSysPrivCtl:
+            return sys_privctl(m);
         default:
             return kENoSys;
     }

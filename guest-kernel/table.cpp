@@ -21,7 +21,8 @@ constexpr uint64_t kMs = 1000000;
 
 constexpr uint32_t kAllTraps =
     bit(kSend) | bit(kReceive) | bit(kSendRec) | bit(kNotify) | bit(kSendNb) | bit(kReplyRecv);
-constexpr uint32_t kAllCalls = ~0u;
+// Every call but kSysPrivCtl, which only the PCI server makes.
+constexpr uint32_t kAllCalls = ~bit(kSysPrivCtl);
 // User programs exit, read the clock, ask who they are and find a server by program
 // name (to reach DS or PM) directly; everything else goes through the servers.
 constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo) |
@@ -34,12 +35,14 @@ constexpr Priv kServerPriv{.cls = ProcClass::kServer,
                            .trap_mask = kAllTraps,
                            .send_mask = ~0ull,
                            .call_mask = kAllCalls,
+                           .granted_mem = {},
                            .priority = 4,
                            .quantum_ns = 50 * kMs};
 constexpr Priv kUserPriv{.cls = ProcClass::kUser,
                          .trap_mask = bit(kSendRec),
                          .send_mask = slot_bit(kSystem) | slot_bit(kVmm),
                          .call_mask = kUserCalls,
+                         .granted_mem = {},
                          .priority = 7,
                          .quantum_ns = 200 * kMs};
 
@@ -63,6 +66,22 @@ constexpr Priv tester() {
     return p;
 }
 
+// The PCI bus server: configuration mechanism #1's ports, and the one process that may
+// grant a driver its device's memory and IRQ (kSysPrivCtl).
+constexpr Priv pci_server() {
+    Priv p = driver(0, 0xcf8, 8);
+    p.call_mask |= bit(kSysPrivCtl);
+    return p;
+}
+
+// A PCI device driver: no devices of its own; PCI grants it its device's BARs and IRQ at
+// run time, and it may take DMA memory (kMapContiguous).
+constexpr Priv pci_driver() {
+    Priv p = driver(0, 0, 0);
+    p.driver = true;
+    return p;
+}
+
 // ipc_devices plays a driver: COM1's IRQ and ports, and the IOAPIC's page (read-only use).
 constexpr Priv test_driver() {
     Priv p = driver(1u << 4, 0x3f8, 8);
@@ -77,6 +96,10 @@ constexpr Policy kPolicies[] = {
     {"rs", kServerPriv},
     {"ds", kServerPriv},
     {"tty", driver(1u << 4, 0x3f8, 8)},
+    {"pci", pci_server()},
+    {"vblk", pci_driver()},  // virtio-blk
+    {"blktest", tester()},   // block-device tests (sleeps on alarms while a driver restarts)
+    {"blkbench", tester()},  // block-device benchmark
     // The in-guest test suite: the runner, its areas and their helper. The areas run
     // above their helpers (priority 2), so a test gets the CPU back as soon as it can.
     {"ipc_test", tester()},

@@ -6,10 +6,10 @@
 
 namespace proto {
 
+using ukvm::kernel::kEInval;
 using ukvm::kernel::kNameMax;
 using ukvm::kernel::kSpawnArgsMax;
 using ukvm::kernel::kSpawnArgsOffset;
-using ukvm::kernel::kEInval;
 
 // Error numbers the servers add to the kernel's (Linux values, negated).
 inline constexpr int32_t kEChild = -10;
@@ -62,6 +62,33 @@ inline constexpr uint64_t kBdevMaxTransfer = 64 * 1024;
 inline constexpr int32_t kEIo = -5;
 inline constexpr int32_t kENoDev = -19;
 inline constexpr int32_t kERoFs = -30;
+
+// PCI, the bus server (published in DS as "pci"): enumerates bus 0 at start and hands a
+// function to a driver its table allows (by the driver's program name and the function's
+// vendor and device IDs). A claim makes the kernel grant the caller every memory BAR of
+// the function (kSysMapPhys) and its interrupt (kSysIrqCtl). A handle is
+// bus << 8 | device << 3 | function. A claimed function belongs to its driver until that
+// process dies; a restarted driver claims it again.
+enum PciCall : int32_t {
+    kPciClaim = 0x600,        // u64[0] vendor, u64[1] device ID, u64[2] n: the n-th such function
+                              // -> 0; u64[0] handle, u64[1] IOAPIC input (kPciNoIrq: none), u64[2]
+                              // class code << 8 | revision. kENoDev: no n-th function; kEPerm:
+                              // not this driver's; kEBusy: a live driver has it
+    kPciBar = 0x601,          // u64[0] handle, u64[1] BAR index 0..5 -> 0; u64[0] address, u64[1]
+                              // size (0: no BAR there; a 64-bit BAR's upper half reads as size 0),
+                              // u64[2] kPciBar* flags
+    kPciConfigRead = 0x602,   // u64[0] handle, u64[1] offset, u64[2] width 1/2/4 -> 0; u64[0]
+    kPciConfigWrite = 0x603,  // u64[0] handle, u64[1] offset, u64[2] width, u64[3] value -> 0;
+                              // only the claiming driver, only the command register (0x04)
+                              // and offsets >= 0x40 (capabilities); BARs stay where they are
+    kPciList = 0x604,  // u64[0] n -> 0; the n-th function: u64[0] handle, u64[1] vendor << 16 |
+                       // device, u64[2] class code << 8 | revision, u64[3] IOAPIC input,
+                       // i64[4] owner endpoint (kNone); kENoDev past the last
+};
+inline constexpr uint64_t kPciNoIrq = 0xff;
+inline constexpr uint64_t kPciBarIo = 1;        // an I/O-port BAR (not granted: no port grants)
+inline constexpr uint64_t kPciBar64 = 2;        // a 64-bit memory BAR (uses the next index too)
+inline constexpr uint64_t kPciBarPrefetch = 4;  // prefetchable memory
 
 // RS heartbeats are notifications: RS notifies a service, the service notifies RS back
 // (both never block, so a hung service cannot stall RS).

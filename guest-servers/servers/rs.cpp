@@ -18,16 +18,19 @@ constexpr uint64_t kStableNs = 10000 * kMs;  // up this long: the back-off start
 
 // The boot services, in start order. DS comes first so that the others can be published.
 struct ServiceSpec {
-    const char* name;
+    const char* name;  // in DS
     const char* args;
-    bool restart;    // restart when it dies
-    bool heartbeat;  // it answers RS's pings
+    bool restart;                   // restart when it dies
+    bool heartbeat;                 // it answers RS's pings
+    const char* program = nullptr;  // the boot program when it is not name
 };
 constexpr ServiceSpec kServices[] = {
     {"ds", "", true, true},
     {"pm", "", true, true},
     {"tty", "", true, true},
-    {"init", "", false, false},  // the root of user space; it keeps a shell running
+    {"pci", "", true, true},             // before the drivers, which claim their devices from it
+    {"vblk0", "0", true, true, "vblk"},  // the first virtio-blk disk (kENoDev without one)
+    {"init", "", false, false},          // the root of user space; it keeps a shell running
 };
 constexpr int kMaxServices = 12;
 
@@ -77,7 +80,8 @@ void publish(int i) {
 
 bool start(int i, uint64_t now) {
     Message m{};
-    user::set_name(&m, g_state[i].spec.name);
+    const ServiceSpec& spec = g_state[i].spec;
+    user::set_name(&m, spec.program ? spec.program : spec.name);
     strncpy(reinterpret_cast<char*>(m.bytes + kSpawnArgsOffset), g_state[i].spec.args,
             kSpawnArgsMax - 1);
     int32_t r = user::kernel_call(kSysSpawn, &m);

@@ -88,6 +88,22 @@ bool test_map_device_memory() {
     return true;
 }
 
+bool test_driver_calls_are_refused() {
+    // kSysPrivCtl is the PCI server's alone.
+    Message m{};
+    m.u64[0] = static_cast<uint64_t>(user::self()), m.u64[1] = kPrivIrq, m.u64[2] = 5;
+    CHECK_EQ(user::kernel_call(kSysPrivCtl, &m), kECallDenied);
+    // DMA memory (kMapContiguous) is for processes the table marks as drivers.
+    m = Message{};
+    m.u64[0] = 0, m.u64[1] = 4096, m.u64[2] = kMapWritable | kMapContiguous;
+    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kEPerm);
+    // IRQ 5 stays outside our mask.
+    m = Message{};
+    m.u64[0] = 5, m.u64[1] = 1;
+    CHECK_EQ(user::kernel_call(kSysIrqCtl, &m), kEPerm);
+    return true;
+}
+
 }  // namespace
 
 int main(const char*) {
@@ -95,5 +111,6 @@ int main(const char*) {
     t::run("vmm endpoint", test_vmm_endpoint);
     t::run("IRQ as a notification (COM1)", test_irq_notification);
     t::run("device memory mapping (IOAPIC)", test_map_device_memory);
+    t::run("driver privileges are PCI's to grant", test_driver_calls_are_refused);
     return t::finish();
 }

@@ -185,11 +185,21 @@ TEST_F(MinixBoot, RsKillsAndRestartsAHungService) {
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("hang: hanging now\n"));
-    EXPECT_THAT(r.out, HasSubstr("rs: hang (endpoint 65541) does not answer; killing it\n"))
+    // hang runs in the slot after RS's table of services: endpoint 0x10000 + slot, then
+    // 0x20000 + slot for its second generation.
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        r.out, m,
+        std::regex("rs: hang \\(endpoint (6553[6-9]|655[4-9][0-9])\\) does not answer; "
+                   "killing it\n")))
         << describe(r);
-    EXPECT_THAT(r.out, HasSubstr("rs: hang restarted: endpoint 131077, generation 2 (restart 1)"))
+    const int slot = std::stoi(m[1]) - 65536;
+    const std::string second = std::to_string(2 * 65536 + slot);
+    EXPECT_THAT(r.out,
+                HasSubstr("rs: hang restarted: endpoint " + second + ", generation 2 (restart 1)"))
         << describe(r);
-    EXPECT_TRUE(has_line_matching(r.out, " *[0-9]+ +[0-9]+ +131077 +5 +2 system .* hang"))
+    EXPECT_TRUE(has_line_matching(
+        r.out, " *[0-9]+ +[0-9]+ +" + second + " +" + std::to_string(slot) + " +2 system .* hang"))
         << describe(r);
 }
 

@@ -7,7 +7,7 @@
 namespace kernel::lapic {
 
 inline constexpr uint8_t kTimerVector = 0x20;
-inline constexpr uint8_t kIrqVectorBase = 0x30;  // IOAPIC pin n -> vector 0x30 + n
+inline constexpr uint8_t kIrqVectorBase = 0x30;  // IOAPIC pin n (0..23) -> vector 0x30 + n
 inline constexpr uint8_t kSpuriousVector = 0xff;
 
 void init();

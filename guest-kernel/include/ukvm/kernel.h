@@ -133,8 +133,15 @@ enum KernelCall : int32_t {
                         // waiting in SENDREC for the caller's reply: it now runs that boot
                         // program from its start (same endpoint, parent and privileges) and
                         // expects no reply (PM's exec)
+    kSysPrivCtl = 21,   // u64[0] a driver's endpoint, u64[1] kPrivMem: u64[2] base, u64[3]
+                        // length of device memory it may then map with kSysMapPhys; kPrivIrq:
+                        // u64[2] an IOAPIC input (0..23) it may then take with kSysIrqCtl.
+                        // Only the PCI server may call it, only for a process whose program
+                        // the kernel's table marks as a driver (MINIX's privctl, reduced).
 };
-inline constexpr int kNrKernelCalls = 21;
+inline constexpr int kNrKernelCalls = 22;
+inline constexpr uint64_t kPrivMem = 1;
+inline constexpr uint64_t kPrivIrq = 2;
 inline constexpr size_t kExecArgsMax = 32;      // kSysExec: with the NUL
 inline constexpr size_t kSpawnArgsOffset = 16;  // kSysSpawn: where the arguments start
 inline constexpr size_t kSpawnArgsMax = 40;     // with the NUL
@@ -152,6 +159,9 @@ struct ProcInfo {
 static_assert(sizeof(ProcInfo) <= 56);
 inline constexpr uint64_t kMapWritable = 1;
 inline constexpr uint64_t kMapExecutable = 2;
+// kSysMapAnon for drivers: physically contiguous frames (below 1 GiB), and u64[1] of the
+// reply is the physical address of the first byte, for the device's DMA.
+inline constexpr uint64_t kMapContiguous = 4;
 inline constexpr size_t kNameMax = 16;  // program names, with the NUL
 
 // Grant rights.

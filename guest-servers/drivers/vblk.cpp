@@ -1,0 +1,192 @@
+// vblk, the virtio-blk driver: one process per disk (its argument is the disk's index
+// among the virtio-blk functions, default 0; RS publishes it in DS as "vblk<index>").
+// Serves the kBdev* protocol of proto.hpp one request at a time: the data moves between
+// the client's grant and a DMA bounce buffer (safecopy), the device is told through its
+// notify register, and the driver sleeps until the device's interrupt arrives from
+// kHardware. With no such disk it stays up and answers kENoDev, so RS has nothing to
+// restart. Answers RS's heartbeats between requests.
+#include <ukvm/virtio/virtqueue.h>
+
+#include "sys.hpp"
+#include "virtio_pci.hpp"
+
+using namespace ukvm::kernel;
+using namespace ukvm::virtio;
+using user::print;
+
+namespace {
+
+constexpr uint16_t kQueueSize = 16;
+constexpr uint64_t kPage = 4096;
+
+virtio_pci::Device g_dev;
+DriverQueue g_queue;
+virtio_pci::Dma g_dma;       // page 0: the ring; page 1: header and status; then the bounce
+virtio_blk_outhdr* g_hdr;    // in page 1
+volatile uint8_t* g_status;  // in page 1, after the header
+uint8_t* g_bounce;           // kBdevMaxTransfer bytes
+uint64_t g_bounce_pa;
+uint64_t g_size = 0;  // bytes
+bool g_read_only = false, g_has_flush = false, g_has_irq = false;
+int32_t g_state = proto::kENoDev;  // kOk once the device is up
+int g_index = 0;
+
+int32_t init_device() {
+    if (int32_t r = g_dev.open(VIRTIO_ID_BLOCK, g_index); r != kOk) return r;
+    uint64_t features = 0;
+    uint64_t want = feature(VIRTIO_BLK_F_RO) | feature(VIRTIO_BLK_F_FLUSH);
+    if (int32_t r = g_dev.negotiate(want, &features); r != kOk) return r;
+    g_read_only = features & feature(VIRTIO_BLK_F_RO);
+    g_has_flush = features & feature(VIRTIO_BLK_F_FLUSH);
+    if (int32_t r = virtio_pci::dma_alloc(2 * kPage + proto::kBdevMaxTransfer, &g_dma); r != kOk)
+        return r;
+    if (int32_t r = g_dev.setup_queue(0, kQueueSize, g_dma, &g_queue); r != kOk) return r;
+    g_hdr = reinterpret_cast<virtio_blk_outhdr*>(g_dma.va + kPage);
+    g_status = g_dma.va + kPage + sizeof(virtio_blk_outhdr);
+    g_bounce = g_dma.va + 2 * kPage;
+    g_bounce_pa = g_dma.pa + 2 * kPage;
+    uint64_t capacity = 0;
+    g_dev.read_config(0, &capacity, sizeof capacity);  // virtio_blk_config.capacity, sectors
+    g_size = capacity > ~0ull / proto::kBdevSectorSize ? 0 : capacity * proto::kBdevSectorSize;
+    g_dev.driver_ok();
+    g_has_irq = g_dev.enable_irq() == kOk;
+    if (!g_has_irq) print("vblk%d: no interrupt; polling\n", g_index);
+    return kOk;
+}
+
+uint64_t dma_pa(const volatile void* p) {
+    return g_dma.pa + (reinterpret_cast<const volatile uint8_t*>(p) - g_dma.va);
+}
+
+// One request: type at sector, data [g_bounce, + len) (device-writable for IN and GET_ID);
+// waits for its completion. kOk, kEIo (device error or a broken device) or kENoSys (UNSUPP).
+int32_t submit(uint32_t type, uint64_t sector, uint32_t len) {
+    g_hdr->type = type;
+    g_hdr->ioprio = 0;
+    g_hdr->sector = sector;
+    *g_status = 0xff;
+    bool device_writes = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
+    DriverBuffer bufs[3] = {{dma_pa(g_hdr), sizeof(virtio_blk_outhdr), false},
+                            {g_bounce_pa, len, device_writes},
+                            {dma_pa(g_status), 1, true}};
+    if (len) {
+        if (g_queue.add(bufs, 3) < 0) return proto::kEIo;
+    } else {
+        bufs[1] = bufs[2];
+        if (g_queue.add(bufs, 2) < 0) return proto::kEIo;
+    }
+    if (g_queue.publish()) g_dev.notify(0);
+    // Under QEMU the interrupt is a level-triggered INTx line (programmed edge-triggered
+    // here, as ukvm's pulses are): it stays up until the ISR is read, and while it is up
+    // no new edge can come. So the ISR is read after every completion that was not just
+    // followed by a read of it.
+    bool isr_read = false;
+    for (;;) {
+        uint16_t head;
+        uint32_t written;
+        auto r = g_queue.take_used(head, written);
+        if (r == DriverQueue::UsedResult::kTaken) {
+            if (g_has_irq && !isr_read) (void)g_dev.isr();
+            break;
+        }
+        if (r == DriverQueue::UsedResult::kBadDevice || (g_dev.status() & kStatusNeedsReset)) {
+            g_state = proto::kEIo;  // no more requests: the queue cannot be trusted
+            print("vblk%d: the device broke (status %x)\n", g_index, g_dev.status());
+            return proto::kEIo;
+        }
+        if (g_has_irq) {
+            Message n{};
+            user::receive(kHardware, &n);
+            (void)g_dev.isr();
+            isr_read = true;
+        } else {
+            asm volatile("pause");
+        }
+    }
+    uint8_t status = *g_status;
+    if (status == VIRTIO_BLK_S_OK) return kOk;
+    return status == VIRTIO_BLK_S_UNSUPP ? kENoSys : proto::kEIo;
+}
+
+// The range check every data request gets.
+bool valid_range(uint64_t offset, uint64_t len) {
+    return len > 0 && len <= proto::kBdevMaxTransfer && offset % proto::kBdevSectorSize == 0 &&
+           len % proto::kBdevSectorSize == 0 && offset <= g_size && len <= g_size - offset;
+}
+
+int32_t transfer(Message& m, bool write) {
+    uint64_t offset = m.u64[0], len = m.u64[1];
+    auto grant = static_cast<int64_t>(m.u64[2]);
+    if (!valid_range(offset, len)) return kEInval;
+    if (write && g_read_only) return proto::kERoFs;
+    Message c{};
+    c.u64[0] = static_cast<uint64_t>(m.m_source), c.u64[1] = static_cast<uint64_t>(grant);
+    c.u64[2] = 0, c.u64[3] = reinterpret_cast<uint64_t>(g_bounce), c.u64[4] = len;
+    if (write)
+        if (int32_t r = user::kernel_call(kSysSafeCopyFrom, &c); r != kOk) return r;
+    int32_t r = submit(write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, offset / proto::kBdevSectorSize,
+                       static_cast<uint32_t>(len));
+    if (r != kOk) return r;
+    if (!write)
+        if (int32_t e = user::kernel_call(kSysSafeCopyTo, &c); e != kOk) return e;
+    return static_cast<int32_t>(len);
+}
+
+int32_t handle(Message& m) {
+    if (m.m_type < proto::kBdevOpen || m.m_type > proto::kBdevGetId) return kENoSys;
+    if (g_state != kOk) return g_state;
+    switch (m.m_type) {
+        case proto::kBdevOpen:
+            m.u64[0] = g_size;
+            m.u64[1] = g_read_only ? proto::kBdevReadOnly : 0;
+            return kOk;
+        case proto::kBdevRead:
+            return transfer(m, false);
+        case proto::kBdevWrite:
+            return transfer(m, true);
+        case proto::kBdevFlush:
+            if (g_read_only) return proto::kERoFs;
+            return g_has_flush ? submit(VIRTIO_BLK_T_FLUSH, 0, 0) : kOk;
+        case proto::kBdevGetId: {
+            memset(g_bounce, 0, VIRTIO_BLK_ID_BYTES);
+            if (int32_t r = submit(VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES); r != kOk) return r;
+            int32_t n = 0;
+            while (n < int32_t{VIRTIO_BLK_ID_BYTES} && g_bounce[n]) ++n;
+            memset(m.bytes, 0, sizeof m.bytes);
+            memcpy(m.bytes + 8, g_bounce, static_cast<size_t>(n));
+            return n;
+        }
+        default:
+            return kENoSys;
+    }
+}
+
+}  // namespace
+
+int main(const char* args) {
+    int64_t index = 0;
+    if (*args && (!sys::parse_int(args, &index) || index < 0 || index > 7)) index = 0;
+    g_index = static_cast<int>(index);
+    g_state = init_device();
+    if (g_state == kOk)
+        print("vblk%d: %lu sectors%s, irq %d\n", g_index, g_size / proto::kBdevSectorSize,
+              g_read_only ? ", read-only" : "", g_has_irq ? static_cast<int>(g_dev.irq()) : -1);
+    else if (g_state != proto::kENoDev)
+        print("vblk%d: cannot use the device (%d)\n", g_index, g_state);
+    Message m{};
+    int32_t r = user::receive(kAny, &m);
+    for (;;) {
+        if (r != kOk) {
+            r = user::receive(kAny, &m);
+            continue;
+        }
+        if (m.m_type == kNotifyMessage) {
+            if (m.m_source == user::parent()) user::notify(m.m_source);  // RS's heartbeat
+            r = user::receive(kAny, &m);
+            continue;
+        }
+        Endpoint client = m.m_source;
+        m.m_type = handle(m);
+        r = user::reply_recv(client, kAny, &m);
+    }
+}

@@ -1,0 +1,173 @@
+// blktest: the block-device path end to end (bdev::Client -> vblk -> virtio-blk -> the
+// host's image). Usage: blktest [check|ro|kill] [DRIVER] (default: check vblk0).
+//   check  reads the host's pattern, writes sectors the host then checks, FLUSH, GET_ID,
+//          the driver's refusals (range, alignment, length)
+//   ro     the disk is read-only: writes and FLUSH fail with kERoFs, reads work
+//   kill   a forked child kills the driver through PM while the parent keeps writing and
+//          reading back; every request must complete with the right data
+// The host's pattern: byte i of sector s is pattern(s, i). Prints "N passed, M failed"
+// and exits with M.
+#include "bdev.hpp"
+#include "sys.hpp"
+
+using namespace ukvm::kernel;
+using user::print;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+void check(bool ok, const char* what) {
+    ++(ok ? g_passed : g_failed);
+    print("%s %s\n", ok ? "PASS" : "FAIL", what);
+}
+
+constexpr uint64_t kSector = proto::kBdevSectorSize;
+
+uint8_t pattern(uint64_t s, uint64_t i) {
+    return static_cast<uint8_t>(s * 31 + i * 7 + 1);
+}
+uint8_t written(uint64_t s, uint64_t i, uint64_t round) {
+    return static_cast<uint8_t>(s ^ (i * 3) ^ 0x5a ^ round);
+}
+
+uint8_t* g_buf;  // kBdevMaxTransfer bytes
+
+bool matches(uint64_t first_sector, uint64_t len, uint8_t (*f)(uint64_t, uint64_t)) {
+    for (uint64_t i = 0; i < len; ++i)
+        if (g_buf[i] != f(first_sector + i / kSector, i % kSector)) {
+            print("blktest: sector %lu byte %lu is %u, expected %u\n", first_sector + i / kSector,
+                  i % kSector, g_buf[i], f(first_sector + i / kSector, i % kSector));
+            return false;
+        }
+    return true;
+}
+
+int32_t pid_of(const char* name) {
+    sys::ProcEntry e;
+    for (int32_t slot = 0; sys::next_proc(&slot, &e);)
+        if (strcmp(e.info.name, name) == 0) return e.pid;
+    return -1;
+}
+
+void test_check(bdev::Client& d, uint64_t size) {
+    // The host's pattern: the first 128 sectors in two full-size requests, and the last.
+    bool ok = d.read(0, g_buf, proto::kBdevMaxTransfer) == int32_t(proto::kBdevMaxTransfer) &&
+              matches(0, proto::kBdevMaxTransfer, pattern);
+    uint64_t s2 = proto::kBdevMaxTransfer / kSector;
+    ok = ok &&
+         d.read(s2 * kSector, g_buf, proto::kBdevMaxTransfer) == int32_t(proto::kBdevMaxTransfer) &&
+         matches(s2, proto::kBdevMaxTransfer, pattern);
+    uint64_t last = size / kSector - 1;
+    ok = ok && d.read(last * kSector, g_buf, kSector) == int32_t(kSector) &&
+         matches(last, kSector, pattern);
+    check(ok, "reads the host's pattern (64 KiB requests and the last sector)");
+
+    // Sectors 1024..1151 get written(); the host checks them after poweroff.
+    auto round0 = [](uint64_t s, uint64_t i) { return written(s, i, 0); };
+    for (uint64_t i = 0; i < proto::kBdevMaxTransfer; ++i)
+        g_buf[i] = round0(1024 + i / kSector, i % kSector);
+    check(
+        d.write(1024 * kSector, g_buf, proto::kBdevMaxTransfer) == int32_t(proto::kBdevMaxTransfer),
+        "writes 64 KiB at sector 1024");
+    memset(g_buf, 0, proto::kBdevMaxTransfer);
+    check(d.read(1024 * kSector, g_buf, proto::kBdevMaxTransfer) ==
+                  int32_t(proto::kBdevMaxTransfer) &&
+              matches(1024, proto::kBdevMaxTransfer, round0),
+          "reads them back");
+    check(d.flush() == kOk, "FLUSH");
+    char id[24];
+    int32_t n = d.get_id(id);
+    print("blktest: serial \"%s\"\n", id);
+    check(n >= 0, "GET_ID");
+
+    check(d.read(size, g_buf, kSector) == kEInval, "a read at the end: kEInval");
+    check(d.read(size - kSector, g_buf, 2 * kSector) == kEInval, "a read across the end: kEInval");
+    check(d.read(100, g_buf, kSector) == kEInval, "an unaligned offset: kEInval");
+    check(d.read(0, g_buf, 100) == kEInval, "an unaligned length: kEInval");
+    check(d.read(0, g_buf, 0) == kEInval, "a zero length: kEInval");
+    check(d.read(0, g_buf, proto::kBdevMaxTransfer + kSector) == kEInval,
+          "more than kBdevMaxTransfer: kEInval");
+    check(d.write(~0ull - kSector + 1, g_buf, kSector) == kEInval, "a wrapping offset: kEInval");
+}
+
+void test_ro(bdev::Client& d) {
+    check(d.read(0, g_buf, kSector) == int32_t(kSector) && matches(0, kSector, pattern),
+          "reads the host's pattern");
+    check(d.write(1024 * kSector, g_buf, kSector) == proto::kERoFs, "a write: kERoFs");
+    check(d.flush() == proto::kERoFs, "FLUSH: kERoFs");
+}
+
+void test_kill(bdev::Client& d) {
+    int32_t driver = pid_of("vblk");
+    Endpoint driver_ep = user::find("vblk");
+    check(driver > 0 && driver_ep != kNone, "the driver runs");
+    int32_t child = sys::fork();
+    if (child == 0) {
+        // Wakes while the parent (same priority) is blocked in a request and the driver
+        // waits for the device's interrupt, and kills the driver right then, the way RS
+        // kills a hung one (PM, below these priorities, might not get the CPU in time).
+        user::sleep_ns(300000000);
+        Message k{};
+        k.u64[0] = static_cast<uint64_t>(driver_ep);
+        int32_t r = user::kernel_call(kSysKill, &k);
+        print("blktest: killed vblk (pid %d): %d\n", driver, r);
+        user::exit(r == kOk ? 0 : 1);
+    }
+    check(child > 0, "fork");
+    // 64 KiB write + read-back rounds over sectors 1536..1791 until a few rounds after the
+    // client met the dead driver (at most 20 s).
+    bool ok = true;
+    uint64_t rounds = 0, after = 0, t_end = user::uptime_ns() + 20000000000ull;
+    for (; ok && after < 4 && user::uptime_ns() < t_end; ++rounds) {
+        for (uint64_t i = 0; i < proto::kBdevMaxTransfer; ++i)
+            g_buf[i] = written(1536 + (rounds & 1) * 128 + i / kSector, i % kSector, rounds);
+        uint64_t at = 1536 * kSector + (rounds & 1) * proto::kBdevMaxTransfer;
+        int32_t w = d.write(at, g_buf, proto::kBdevMaxTransfer);
+        memset(g_buf, 0, proto::kBdevMaxTransfer);
+        int32_t r = d.read(at, g_buf, proto::kBdevMaxTransfer);
+        for (uint64_t i = 0; ok && i < proto::kBdevMaxTransfer; ++i)
+            ok = g_buf[i] == written(1536 + (rounds & 1) * 128 + i / kSector, i % kSector, rounds);
+        if (w != int32_t(proto::kBdevMaxTransfer) || r != int32_t(proto::kBdevMaxTransfer) || !ok) {
+            print("blktest: round %lu: write %d read %d data %s\n", rounds, w, r,
+                  ok ? "ok" : "wrong");
+            ok = false;
+        }
+        if (d.retries() > 0) ++after;
+    }
+    sys::WaitStatus st{};
+    check(sys::wait(child, &st) == child && st.detail == 0, "the child killed the driver");
+    print("blktest: %lu rounds, %d requests sent again to a restarted driver\n", rounds,
+          d.retries());
+    check(ok, "every request completed with the right data");
+    check(d.retries() >= 1, "the client met the dead driver and retried");
+    check(d.flush() == kOk, "FLUSH through the new driver");
+}
+
+}  // namespace
+
+int main(const char* args) {
+    char mode[16] = "check", name[16] = "vblk0";
+    const char* p = args;
+    char* words[] = {mode, name};
+    for (char* out : words) {
+        while (*p == ' ') ++p;
+        if (!*p) break;
+        size_t n = 0;
+        while (p[n] && p[n] != ' ' && n < 15) out[n] = p[n], ++n;
+        out[n] = '\0';
+        p += n;
+    }
+    g_buf = static_cast<uint8_t*>(malloc(proto::kBdevMaxTransfer));
+    bdev::Client d(name);
+    uint64_t size = 0, flags = 0;
+    int32_t r = d.open(&size, &flags);
+    print("blktest: %s: open %d, %lu bytes%s\n", name, r, size,
+          flags & proto::kBdevReadOnly ? ", read-only" : "");
+    check(r == kOk && size >= 2048 * kSector, "open: a disk of at least 1 MiB");
+    if (r == kOk && strcmp(mode, "check") == 0) test_check(d, size);
+    if (r == kOk && strcmp(mode, "ro") == 0) test_ro(d);
+    if (r == kOk && strcmp(mode, "kill") == 0) test_kill(d);
+    print("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed;
+}
