@@ -275,6 +275,42 @@ PromptRun prompt_and_idle(const std::vector<std::string>& argv, std::chrono::sec
     return r;
 }
 
+// blkbench (guest-servers/programs/blkbench.cpp) in the microkernel system, whose argv
+// gives it a scratch disk: boots to the prompt, runs it over `mib` MiB, powers off; the
+// console output, which holds blkbench's "bench: " line.
+std::string blkbench_output(const std::vector<std::string>& argv, int mib,
+                            const std::string& what) {
+    Child child(argv, std::chrono::seconds(900));
+    if (!child.wait_for("minix# ")) {
+        Sample s = child.finish();
+        throw std::runtime_error(what + " never showed the shell prompt: " + s.out + s.err);
+    }
+    child.send(fmt::format("blkbench {}\npoweroff\n", mib));
+    Sample s = child.finish();
+    if (s.out.find("bench: seq_read_kibps=") == std::string::npos)
+        throw std::runtime_error(what + ": blkbench gave no figures: " + s.out + s.err);
+    return s.out;
+}
+
+// The host's own read bandwidth on the image file (64 KiB preads, page cache warm; the best
+// of three passes), in MiB/s: the ceiling for a guest reading the same file.
+double host_read_mibps(const fs::path& image) {
+    const int fd = ::open(image.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), image.string());
+    std::vector<char> buf(64 * 1024);
+    double best = 0;
+    for (int pass = 0; pass < 4; ++pass) {
+        const auto t0 = std::chrono::steady_clock::now();
+        off_t at = 0;
+        for (ssize_t n; (n = ::pread(fd, buf.data(), buf.size(), at)) > 0;) at += n;
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (pass > 0 && s > 0) best = std::max(best, static_cast<double>(at) / (1 << 20) / s);
+    }
+    ::close(fd);
+    return best;
+}
+
 // Lines of the kernel's sources, and the bytes its image loads (PT_LOAD memory sizes:
 // code, data and bss, without the debug information the file also carries). The image is
 // the ELF32 Multiboot wrapper.
@@ -318,7 +354,7 @@ int main(int argc, char** argv) {
     CLI::App app{"ukvm-bench: ukvm against QEMU, a minimal KVM program and a bare exit"};
     std::string ukvm = UKVM_BINARY, floor = KVM_FLOOR_BINARY, guests = UKVM_GUEST_DIR;
     std::string qemu = "qemu-system-x86_64";
-    int rounds = 10, qemu_rounds = 3, hypercalls = 20000, idle_seconds = 10;
+    int rounds = 10, qemu_rounds = 3, hypercalls = 20000, idle_seconds = 10, blk_mib = 8;
     std::string source = UKVM_SOURCE_DIR;
     app.add_option("--ukvm", ukvm, "ukvm binary")->capture_default_str();
     app.add_option("--floor", floor, "minimal KVM program")->capture_default_str();
@@ -337,6 +373,10 @@ int main(int argc, char** argv) {
     app.add_option("--idle-seconds", idle_seconds, "how long to watch the idle system's CPU")
         ->capture_default_str()
         ->check(CLI::Range(1, 600));
+    app.add_option("--blk-mib", blk_mib,
+                   "MiB blkbench moves sequentially each way (0 skips the block figures)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 64));
     app.add_option("--source", source, "source tree (configs/minix.toml, configs/ipc-test.toml)")
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
@@ -467,6 +507,64 @@ int main(int argc, char** argv) {
             fmt::print(stderr, "ukvm-bench: microkernel figures skipped: {}\n", e.what());
         }
 
+        // Block I/O inside the guest (blkbench through vblk0) on a 64 MiB scratch image, ukvm
+        // against QEMU on the same image, and the host's read bandwidth on that file.
+        std::vector<Row> blk_rows;
+        if (blk_mib > 0) try {
+                const auto sys = system_image(fs::path(source) / "configs/minix.toml", dir);
+                const fs::path image = dir / "blkbench.img";
+                {
+                    std::ofstream img(image, std::ios::binary);
+                    std::vector<char> chunk(1 << 20, '\x5a');
+                    for (int i = 0; i < 64; ++i)
+                        img.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+                }
+                std::ofstream(sys.toml, std::ios::app)
+                    << "[[disk]]\npath = \"" << image.string() << "\"\n";
+                const std::string u =
+                    blkbench_output({ukvm, "run", sys.toml}, blk_mib, "ukvm blkbench");
+                std::string q;
+                if (!qemu.empty()) {
+                    auto argv = qemu_argv(qemu, sys.config);
+                    argv.insert(argv.end(),
+                                {"-nic", "none", "-drive",
+                                 "file=" + image.string() + ",if=none,id=d0,format=raw", "-device",
+                                 "virtio-blk-pci,drive=d0,disable-legacy=on"});
+                    q = blkbench_output(argv, blk_mib, "QEMU blkbench");
+                }
+                const double host = host_read_mibps(image);
+                struct Metric {
+                    const char* key;
+                    const char* what;
+                    double scale;
+                    const char* unit;
+                };
+                for (const Metric& m :
+                     {Metric{"seq_read_kibps", "sequential read, 64 KiB requests", 1.0 / 1024,
+                             "MiB/s"},
+                      Metric{"seq_write_kibps", "sequential write + FLUSH, 64 KiB requests",
+                             1.0 / 1024, "MiB/s"},
+                      Metric{"rand_read_iops", "random 4 KiB reads", 1, "IOPS"},
+                      Metric{"rand_write_iops", "random 4 KiB writes + FLUSH", 1, "IOPS"}}) {
+                    const double a = field(u, m.key).value_or(-1);
+                    const double b = q.empty() ? -1 : field(q, m.key).value_or(-1);
+                    const bool peer = b >= 0;
+                    blk_rows.push_back(
+                        {m.what, a >= 0 ? fmt::format("{:.3g} {}", a * m.scale, m.unit) : "n/a",
+                         peer ? "QEMU -M pc, same image" : "",
+                         peer ? fmt::format("{:.3g} {}", b * m.scale, m.unit) : "",
+                         a >= 0 && peer ? ratio(a, b) : ""});
+                }
+                auto a = field(u, "seq_read_kibps");
+                blk_rows.push_back({"sequential read vs the host's own reads of the file",
+                                    a ? fmt::format("{:.3g} MiB/s", *a / 1024) : "n/a",
+                                    "host pread, 64 KiB, page cache",
+                                    fmt::format("{:.0f} MiB/s", host),
+                                    a ? ratio(*a / 1024, host) : ""});
+            } catch (const std::exception& e) {
+                fmt::print(stderr, "ukvm-bench: block figures skipped: {}\n", e.what());
+            }
+
         fmt::print(
             "ukvm-bench: {} ukvm/floor rounds, {} QEMU rounds, {} hypercalls per loop; medians\n\n",
             rounds, qemu.empty() ? 0 : qemu_rounds, hypercalls);
@@ -480,6 +578,15 @@ int main(int argc, char** argv) {
             fmt::print(
                 "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
             for (const auto& r : system_rows)
+                fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
+                           r.ratio);
+        }
+        if (!blk_rows.empty()) {
+            fmt::print("\nBlock I/O in the guest (blkbench through vblk0, {} MiB each way):\n\n",
+                       blk_mib);
+            fmt::print(
+                "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
+            for (const auto& r : blk_rows)
                 fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
                            r.ratio);
         }
