@@ -1,5 +1,7 @@
 #include "grant.hpp"
 
+#include "frames.hpp"
+
 namespace kernel::grant {
 
 using namespace ukvm::kernel;
@@ -29,17 +31,58 @@ void revoke_all(Proc* granter) {
     for (Grant& g : granter->grants) g = Grant{};
 }
 
+namespace {
+
+// The caller's grant (granter_e, id), checked for rights and [offset, offset + len).
+const Grant* lookup(Proc* caller, Endpoint granter_e, int32_t id, uint64_t offset, uint64_t len,
+                    uint64_t rights, Proc** granter, int32_t* error) {
+    *granter = proc::lookup(granter_e);
+    if (!*granter || (*granter)->is_task()) return *error = kEDeadSrcDst, nullptr;
+    if (id < 0 || id >= kMaxGrants) return *error = kEInval, nullptr;
+    const Grant& g = (*granter)->grants[id];
+    if (g.grantee == kNone) return *error = kEInval, nullptr;
+    if (g.grantee != kAny && g.grantee != caller->endpoint) return *error = kEPerm, nullptr;
+    if ((g.rights & rights) != rights) return *error = kEPerm, nullptr;
+    if (offset > g.len || len > g.len - offset) return *error = kEInval, nullptr;
+    return &g;
+}
+
+}  // namespace
+
+int32_t umap(Proc* caller, Endpoint granter_e, int32_t id, uint64_t offset, uint64_t len,
+             uint64_t rights, PhysRange* out, int max) {
+    Proc* granter = nullptr;
+    int32_t error = kOk;
+    if (rights == 0 || (rights & ~(kGrantRead | kGrantWrite))) return kEInval;
+    const Grant* g = lookup(caller, granter_e, id, offset, len, rights, &granter, &error);
+    if (!g) return error;
+    auto access = rights & kGrantWrite ? AddressSpace::kWrite : AddressSpace::kRead;
+    UserAddr at{g->addr + offset};
+    int n = 0;
+    while (len) {
+        uint64_t pa = granter->as.translate(at, access);
+        if (!pa) return kEFault;
+        uint64_t chunk = frames::kPageSize - (at.value & 0xfff);
+        if (chunk > len) chunk = len;
+        if (n && out[n - 1].addr + out[n - 1].len == pa) {
+            out[n - 1].len += chunk;
+        } else {
+            if (n == max) return kE2Big;
+            out[n++] = {pa, chunk};
+        }
+        at = at + chunk, len -= chunk;
+    }
+    return n;
+}
+
 int32_t safecopy(Proc* caller, Endpoint granter_e, int32_t id, uint64_t offset, UserAddr mine,
                  uint64_t len, bool to_grant) {
-    Proc* granter = proc::lookup(granter_e);
-    if (!granter || granter->is_task()) return kEDeadSrcDst;
-    if (id < 0 || id >= kMaxGrants) return kEInval;
-    const Grant& g = granter->grants[id];
-    if (g.grantee == kNone) return kEInval;
-    if (g.grantee != kAny && g.grantee != caller->endpoint) return kEPerm;
-    if (!(g.rights & (to_grant ? kGrantWrite : kGrantRead))) return kEPerm;
-    if (offset > g.len || len > g.len - offset) return kEInval;
-    UserAddr theirs{g.addr + offset};
+    Proc* granter = nullptr;
+    int32_t error = kOk;
+    const Grant* g = lookup(caller, granter_e, id, offset, len, to_grant ? kGrantWrite : kGrantRead,
+                            &granter, &error);
+    if (!g) return error;
+    UserAddr theirs{g->addr + offset};
     bool ok = to_grant ? copy_between(caller->as, mine, granter->as, theirs, len)
                        : copy_between(granter->as, theirs, caller->as, mine, len);
     return ok ? kOk : kEFault;

@@ -16,4 +16,10 @@ void revoke_all(Proc* granter);
 int32_t safecopy(Proc* caller, Endpoint granter, int32_t id, uint64_t offset, UserAddr mine,
                  uint64_t len, bool to_grant);
 
+// The physical ranges behind len bytes at offset of grant (granter, id), which the caller
+// must hold with `rights`; adjacent pages merged. The number of ranges, or an error
+// (kE2Big when more than max are needed).
+int32_t umap(Proc* caller, Endpoint granter, int32_t id, uint64_t offset, uint64_t len,
+             uint64_t rights, ukvm::kernel::PhysRange* out, int max);
+
 }  // namespace kernel::grant

@@ -272,6 +272,19 @@ int32_t sys_irqctl(Proc* caller, Message& m) {
     return kOk;
 }
 
+int32_t sys_umapgrant(Proc* caller, Message& m) {
+    constexpr int kMax = 32;
+    if (!caller->priv.driver) return kEPerm;
+    PhysRange ranges[kMax];
+    int max = m.u64[6] < kMax ? static_cast<int>(m.u64[6]) : kMax;
+    int32_t n = grant::umap(caller, static_cast<Endpoint>(m.u64[0]), static_cast<int32_t>(m.u64[1]),
+                            m.u64[2], m.u64[3], m.u64[4], ranges, max);
+    if (n <= 0) return n;
+    if (!caller->as.copy_out({m.u64[5]}, ranges, sizeof(PhysRange) * static_cast<size_t>(n)))
+        return kEFault;
+    return n;
+}
+
 // The PCI server lets a driver map a device's memory or take its interrupt.
 int32_t sys_privctl(Message& m) {
     Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
@@ -358,6 +371,8 @@ int32_t system_call(Proc* caller, Message& m) {
             return sys_exec(caller, m);
         case kSysPrivCtl:
             return sys_privctl(m);
+        case kSysUmapGrant:
+            return sys_umapgrant(caller, m);
         default:
             return kENoSys;
     }

@@ -1,10 +1,12 @@
 // vblk, the virtio-blk driver: one process per disk (its argument is the disk's index
 // among the virtio-blk functions, default 0; RS publishes it in DS as "vblk<index>").
-// Serves the kBdev* protocol of proto.hpp one request at a time: the data moves between
-// the client's grant and a DMA bounce buffer (safecopy), the device is told through its
-// notify register, and the driver sleeps until the device's interrupt arrives from
-// kHardware. With no such disk it stays up and answers kENoDev, so RS has nothing to
-// restart. Answers RS's heartbeats between requests.
+// Serves the kBdev* protocol of proto.hpp one request at a time: the device reads or
+// writes the client's granted pages directly (kSysUmapGrant says where they are), or,
+// when the kernel will not say or the argument "bounce" follows the index, the data moves
+// through a DMA bounce buffer (safecopy). The device is told through its notify register,
+// and the driver sleeps until the device's interrupt arrives from kHardware. With no such
+// disk it stays up and answers kENoDev, so RS has nothing to restart. Answers RS's
+// heartbeats between requests.
 #include <ukvm/virtio/virtqueue.h>
 
 #include "sys.hpp"
@@ -16,7 +18,8 @@ using user::print;
 
 namespace {
 
-constexpr uint16_t kQueueSize = 16;
+constexpr uint16_t kQueueSize = 64;
+constexpr int kMaxRanges = 32;  // data descriptors of one request (64 KiB: at most 17)
 constexpr uint64_t kPage = 4096;
 
 virtio_pci::Device g_dev;
@@ -28,6 +31,7 @@ uint8_t* g_bounce;           // kBdevMaxTransfer bytes
 uint64_t g_bounce_pa;
 uint64_t g_size = 0;  // bytes
 bool g_read_only = false, g_has_flush = false, g_has_irq = false;
+bool g_bounce_only = false;        // argument "bounce": never DMA into clients' pages
 int32_t g_state = proto::kENoDev;  // kOk once the device is up
 int g_index = 0;
 
@@ -58,23 +62,21 @@ uint64_t dma_pa(const volatile void* p) {
     return g_dma.pa + (reinterpret_cast<const volatile uint8_t*>(p) - g_dma.va);
 }
 
-// One request: type at sector, data [g_bounce, + len) (device-writable for IN and GET_ID);
-// waits for its completion. kOk, kEIo (device error or a broken device) or kENoSys (UNSUPP).
-int32_t submit(uint32_t type, uint64_t sector, uint32_t len) {
+// One request: type at sector, data in the n physical ranges (device-writable for IN and
+// GET_ID); waits for its completion. kOk, kEIo (device error or a broken device) or
+// kENoSys (UNSUPP).
+int32_t submit(uint32_t type, uint64_t sector, const PhysRange* data, int n) {
     g_hdr->type = type;
     g_hdr->ioprio = 0;
     g_hdr->sector = sector;
     *g_status = 0xff;
     bool device_writes = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
-    DriverBuffer bufs[3] = {{dma_pa(g_hdr), sizeof(virtio_blk_outhdr), false},
-                            {g_bounce_pa, len, device_writes},
-                            {dma_pa(g_status), 1, true}};
-    if (len) {
-        if (g_queue.add(bufs, 3) < 0) return proto::kEIo;
-    } else {
-        bufs[1] = bufs[2];
-        if (g_queue.add(bufs, 2) < 0) return proto::kEIo;
-    }
+    DriverBuffer bufs[kMaxRanges + 2];
+    bufs[0] = {dma_pa(g_hdr), sizeof(virtio_blk_outhdr), false};
+    for (int i = 0; i < n; ++i)
+        bufs[i + 1] = {data[i].addr, static_cast<uint32_t>(data[i].len), device_writes};
+    bufs[n + 1] = {dma_pa(g_status), 1, true};
+    if (g_queue.add(bufs, static_cast<uint16_t>(n + 2)) < 0) return proto::kEIo;
     if (g_queue.publish()) g_dev.notify(0);
     // Under QEMU the interrupt is a level-triggered INTx line (programmed edge-triggered
     // here, as ukvm's pulses are): it stays up until the ISR is read, and while it is up
@@ -114,18 +116,40 @@ bool valid_range(uint64_t offset, uint64_t len) {
            len % proto::kBdevSectorSize == 0 && offset <= g_size && len <= g_size - offset;
 }
 
+// Through the bounce buffer: len bytes of it, or none.
+int32_t submit_bounce(uint32_t type, uint64_t sector, uint32_t len) {
+    PhysRange r{g_bounce_pa, len};
+    return submit(type, sector, &r, len ? 1 : 0);
+}
+
 int32_t transfer(Message& m, bool write) {
     uint64_t offset = m.u64[0], len = m.u64[1];
     auto grant = static_cast<int64_t>(m.u64[2]);
     if (!valid_range(offset, len)) return kEInval;
     if (write && g_read_only) return proto::kERoFs;
+    uint32_t type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
+    uint64_t sector = offset / proto::kBdevSectorSize;
+    // Zero copy: the device reads or writes the client's own pages (the kernel says where
+    // they are; the client waits in SENDREC meanwhile, so they stay put). Else, or when the
+    // kernel will not say, through the bounce buffer.
+    static PhysRange ranges[kMaxRanges];
+    Message u{};
+    u.u64[0] = static_cast<uint64_t>(m.m_source), u.u64[1] = static_cast<uint64_t>(grant);
+    u.u64[2] = 0, u.u64[3] = len, u.u64[4] = write ? kGrantRead : kGrantWrite;
+    u.u64[5] = reinterpret_cast<uint64_t>(ranges), u.u64[6] = kMaxRanges;
+    if (!g_bounce_only) {
+        int32_t n = user::kernel_call(kSysUmapGrant, &u);
+        if (n > 0) {
+            int32_t r = submit(type, sector, ranges, n);
+            return r == kOk ? static_cast<int32_t>(len) : r;
+        }
+    }
     Message c{};
     c.u64[0] = static_cast<uint64_t>(m.m_source), c.u64[1] = static_cast<uint64_t>(grant);
     c.u64[2] = 0, c.u64[3] = reinterpret_cast<uint64_t>(g_bounce), c.u64[4] = len;
     if (write)
         if (int32_t r = user::kernel_call(kSysSafeCopyFrom, &c); r != kOk) return r;
-    int32_t r = submit(write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, offset / proto::kBdevSectorSize,
-                       static_cast<uint32_t>(len));
+    int32_t r = submit_bounce(type, sector, static_cast<uint32_t>(len));
     if (r != kOk) return r;
     if (!write)
         if (int32_t e = user::kernel_call(kSysSafeCopyTo, &c); e != kOk) return e;
@@ -146,10 +170,11 @@ int32_t handle(Message& m) {
             return transfer(m, true);
         case proto::kBdevFlush:
             if (g_read_only) return proto::kERoFs;
-            return g_has_flush ? submit(VIRTIO_BLK_T_FLUSH, 0, 0) : kOk;
+            return g_has_flush ? submit_bounce(VIRTIO_BLK_T_FLUSH, 0, 0) : kOk;
         case proto::kBdevGetId: {
             memset(g_bounce, 0, VIRTIO_BLK_ID_BYTES);
-            if (int32_t r = submit(VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES); r != kOk) return r;
+            if (int32_t r = submit_bounce(VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES); r != kOk)
+                return r;
             int32_t n = 0;
             while (n < int32_t{VIRTIO_BLK_ID_BYTES} && g_bounce[n]) ++n;
             memset(m.bytes, 0, sizeof m.bytes);
@@ -165,7 +190,11 @@ int32_t handle(Message& m) {
 
 int main(const char* args) {
     int64_t index = 0;
-    if (*args && (!sys::parse_int(args, &index) || index < 0 || index > 7)) index = 0;
+    char first[8] = {};
+    for (size_t i = 0; i < sizeof first - 1 && args[i] && args[i] != ' '; ++i) first[i] = args[i];
+    if (first[0] && (!sys::parse_int(first, &index) || index < 0 || index > 7)) index = 0;
+    const char* rest = strchr(args, ' ');
+    g_bounce_only = rest && strcmp(rest + 1, "bounce") == 0;
     g_index = static_cast<int>(index);
     g_state = init_device();
     if (g_state == kOk)

@@ -97,6 +97,11 @@ bool test_driver_calls_are_refused() {
     m = Message{};
     m.u64[0] = 0, m.u64[1] = 4096, m.u64[2] = kMapWritable | kMapContiguous;
     CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kEPerm);
+    // So is turning a grant into physical addresses for DMA.
+    m = Message{};
+    m.u64[0] = static_cast<uint64_t>(user::self()), m.u64[1] = 0, m.u64[3] = 512;
+    m.u64[4] = kGrantRead;
+    CHECK_EQ(user::kernel_call(kSysUmapGrant, &m), kEPerm);
     // IRQ 5 stays outside our mask.
     m = Message{};
     m.u64[0] = 5, m.u64[1] = 1;

@@ -114,32 +114,42 @@ enum KernelCall : int32_t {
     kSysSafeCopyTo = 10,  // same, copying my bytes into the grant
     kSysDevIo =
         11,  // u64[0] port, u64[1] width (1,2,4), u64[2] 0 read / 1 write, u64[3] value -> u64[0]
-    kSysIrqCtl = 12,    // u64[0] irq line, u64[1] 1 enable / 0 disable
-    kSysMapPhys = 13,   // u64[0] physical address, u64[1] length -> u64[0] user address
-                        // (uncached; only device memory its privileges name)
-    kSysGetInfo = 14,   // -> u64[0] own endpoint, u64[1] parent, u64[2] boot module count
-    kSysFindProc = 15,  // bytes: program name -> u64[0] endpoint of a live process running it
-    kSysMapAnon = 16,   // u64[0] address (0: the kernel picks one in the heap area), u64[1]
-                        // length, u64[2] kMapWritable|kMapExecutable -> u64[0] address of
-                        // fresh zeroed memory
-    kSysUnmap = 17,     // u64[0] address, u64[1] length: memory from kSysMapAnon/kSysMapPhys
-    kSysProcInfo = 18,  // u64[0] slot: the first live process in a slot >= it -> ProcInfo
-                        // (kESrch when there is none)
-    kSysFork = 19,      // u64[0] a process waiting in SENDREC for the caller's reply ->
-                        // u64[0] the copy's endpoint: same memory contents (copied), registers
-                        // and FPU state, also waiting for the caller's reply; its parent is
-                        // the caller (PM's fork)
-    kSysExec = 20,      // bytes[0..16) program, bytes[16..48) arguments, i64[6] a process
-                        // waiting in SENDREC for the caller's reply: it now runs that boot
-                        // program from its start (same endpoint, parent and privileges) and
-                        // expects no reply (PM's exec)
-    kSysPrivCtl = 21,   // u64[0] a driver's endpoint, u64[1] kPrivMem: u64[2] base, u64[3]
-                        // length of device memory it may then map with kSysMapPhys; kPrivIrq:
-                        // u64[2] an IOAPIC input (0..23) it may then take with kSysIrqCtl.
-                        // Only the PCI server may call it, only for a process whose program
-                        // the kernel's table marks as a driver (MINIX's privctl, reduced).
+    kSysIrqCtl = 12,     // u64[0] irq line, u64[1] 1 enable / 0 disable
+    kSysMapPhys = 13,    // u64[0] physical address, u64[1] length -> u64[0] user address
+                         // (uncached; only device memory its privileges name)
+    kSysGetInfo = 14,    // -> u64[0] own endpoint, u64[1] parent, u64[2] boot module count
+    kSysFindProc = 15,   // bytes: program name -> u64[0] endpoint of a live process running it
+    kSysMapAnon = 16,    // u64[0] address (0: the kernel picks one in the heap area), u64[1]
+                         // length, u64[2] kMapWritable|kMapExecutable -> u64[0] address of
+                         // fresh zeroed memory
+    kSysUnmap = 17,      // u64[0] address, u64[1] length: memory from kSysMapAnon/kSysMapPhys
+    kSysProcInfo = 18,   // u64[0] slot: the first live process in a slot >= it -> ProcInfo
+                         // (kESrch when there is none)
+    kSysFork = 19,       // u64[0] a process waiting in SENDREC for the caller's reply ->
+                         // u64[0] the copy's endpoint: same memory contents (copied), registers
+                         // and FPU state, also waiting for the caller's reply; its parent is
+                         // the caller (PM's fork)
+    kSysExec = 20,       // bytes[0..16) program, bytes[16..48) arguments, i64[6] a process
+                         // waiting in SENDREC for the caller's reply: it now runs that boot
+                         // program from its start (same endpoint, parent and privileges) and
+                         // expects no reply (PM's exec)
+    kSysPrivCtl = 21,    // u64[0] a driver's endpoint, u64[1] kPrivMem: u64[2] base, u64[3]
+                         // length of device memory it may then map with kSysMapPhys; kPrivIrq:
+                         // u64[2] an IOAPIC input (0..23) it may then take with kSysIrqCtl.
+                         // Only the PCI server may call it, only for a process whose program
+                         // the kernel's table marks as a driver (MINIX's privctl, reduced).
+    kSysUmapGrant = 22,  // u64[0] granter, u64[1] grant, u64[2] offset, u64[3] length, u64[4]
+                         // kGrantWrite (the device will write the range) or kGrantRead,
+                         // u64[5] address of PhysRange[u64[6]] in the caller -> the number
+                         // of ranges written: where the granted bytes are in RAM, for DMA
+                         // straight into a client's buffer (MINIX's umap of a grant).
+                         // Drivers only; the grant must be the caller's with those rights.
 };
-inline constexpr int kNrKernelCalls = 22;
+inline constexpr int kNrKernelCalls = 23;
+struct PhysRange {
+    uint64_t addr;
+    uint64_t len;
+};
 inline constexpr uint64_t kPrivMem = 1;
 inline constexpr uint64_t kPrivIrq = 2;
 inline constexpr size_t kExecArgsMax = 32;      // kSysExec: with the NUL
