@@ -91,6 +91,30 @@ void test_check(bdev::Client& d, uint64_t size) {
     check(d.write(~0ull - kSector + 1, g_buf, kSector) == kEInval, "a wrapping offset: kEInval");
 }
 
+// The PCI server keeps the disk to its driver.
+void test_pci() {
+    Message m{};
+    m.m_type = proto::kPciClaim;
+    m.u64[0] = 0x1af4, m.u64[1] = 0x1042, m.u64[2] = 0;
+    check(sys::call("pci", &m) == kEPerm, "PCI refuses the disk to a program not in its table");
+    bool listed = false, refused = true;
+    for (uint64_t i = 0; i < 32; ++i) {
+        m = Message{};
+        m.m_type = proto::kPciList;
+        m.u64[0] = i;
+        if (sys::call("pci", &m) != kOk) break;
+        if (m.u64[1] == (0x1af4u << 16 | 0x1042u)) {
+            listed = m.i64[4] != kNone;  // claimed (by a vblk: nobody else may)
+            Message w{};
+            w.m_type = proto::kPciConfigWrite;
+            w.u64[0] = m.u64[0], w.u64[1] = 0x10, w.u64[2] = 4, w.u64[3] = 0;
+            refused = refused && sys::call("pci", &w) == kEPerm;
+        }
+    }
+    check(refused, "only the owner writes config space");
+    check(listed, "PCI lists the disks as claimed");
+}
+
 void test_ro(bdev::Client& d) {
     check(d.read(0, g_buf, kSector) == int32_t(kSector) && matches(0, kSector, pattern),
           "reads the host's pattern");
@@ -165,7 +189,7 @@ int main(const char* args) {
     print("blktest: %s: open %d, %lu bytes%s\n", name, r, size,
           flags & proto::kBdevReadOnly ? ", read-only" : "");
     check(r == kOk && size >= 2048 * kSector, "open: a disk of at least 1 MiB");
-    if (r == kOk && strcmp(mode, "check") == 0) test_check(d, size);
+    if (r == kOk && strcmp(mode, "check") == 0) test_check(d, size), test_pci();
     if (r == kOk && strcmp(mode, "ro") == 0) test_ro(d);
     if (r == kOk && strcmp(mode, "kill") == 0) test_kill(d);
     print("%d passed, %d failed\n", g_passed, g_failed);

@@ -48,7 +48,8 @@ Service g_state[kMaxServices];
 int g_nr = 0;
 
 // The table, then the services named in RS's arguments (restarted and heartbeaten; for
-// tests: "hang" is a service that stops answering).
+// tests: "hang" is a service that stops answering; "vblk1:vblk:1" the second disk's
+// driver).
 void load_table(const char* args) {
     for (const ServiceSpec& spec : kServices) g_state[g_nr++].spec = spec;
     static char names[128];
@@ -56,8 +57,17 @@ void load_table(const char* args) {
     for (char* p = names; *p && g_nr < kMaxServices;) {
         while (*p == ' ') *p++ = '\0';
         if (!*p) break;
-        g_state[g_nr++].spec = {p, "", true, true};
-        while (*p && *p != ' ') ++p;
+        ServiceSpec& spec = g_state[g_nr++].spec;
+        spec = {p, "", true, true};
+        // NAME:PROGRAM:ARG runs PROGRAM with ARG as service NAME (e.g. vblk1:vblk:1).
+        for (int field = 0; *p && *p != ' '; ++p) {
+            if (*p != ':' || field == 2) continue;
+            *p = '\0';
+            if (field++ == 0)
+                spec.program = p + 1;
+            else
+                spec.args = p + 1;
+        }
     }
 }
 uint64_t g_next_ping_ns = 0;

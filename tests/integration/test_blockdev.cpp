@@ -116,7 +116,7 @@ TEST_F(BlockDev, ReadsThePatternWritesFlushesAndRefusesBadRanges) {
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("vblk0: 4096 sectors, irq 16\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"ukvm-blk-7\"\n"));
-    EXPECT_THAT(r.out, HasSubstr("\n13 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n16 passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
     // Sectors 1024..1151 hold what the guest wrote; every other byte is the host's.
     const std::vector<uint8_t> img = read_bytes(image_);
@@ -161,6 +161,30 @@ TEST_F(BlockDev, KillingTheDriverMidIoLosesNothing) {
     }
     EXPECT_EQ(first_mismatch(img, 0, 1536, pattern), -1);
     EXPECT_EQ(first_mismatch(img, 1792, kDiskBytes / kSector, pattern), -1);
+}
+
+TEST_F(BlockDev, TwoDisksTwoDrivers) {
+    // RS starts a second driver from its arguments (NAME:PROGRAM:ARG); disk 0 read-only.
+    const std::string rs = "guest-servers/rs\"\nargs = \"";
+    const size_t at = config_.find(rs);
+    ASSERT_NE(at, std::string::npos);
+    config_.insert(at + rs.size(), "vblk1:vblk:1");
+    const fs::path second = dir_ / "second.img";
+    fs::copy_file(image_, second);
+    const ProcessResult r = run_ukvm("blktest check vblk1\nblktest ro vblk0\npoweroff\n",
+                                     "read_only = true\n\n[[disk]]\npath = \"" + second.string() +
+                                         "\"\nserial = \"second-disk\"\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("vblk0: 4096 sectors, read-only, irq 16\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("vblk1: 4096 sectors, irq 17\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("blktest: serial \"second-disk\"\n"));
+    EXPECT_THAT(r.out, HasSubstr("\n16 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n4 passed, 0 failed\n")) << describe(r);
+    auto round0 = [](uint64_t s, uint64_t i) { return written(s, i, 0); };
+    const std::vector<uint8_t> img = read_bytes(second);
+    EXPECT_EQ(first_mismatch(img, 1024, 1152, round0), -1);
+    EXPECT_EQ(first_mismatch(read_bytes(image_), 0, kDiskBytes / kSector, pattern), -1);
 }
 
 TEST_F(BlockDev, WithoutADiskTheDriverAnswersNoDevice) {
@@ -222,7 +246,7 @@ TEST_F(BlockDev, SameImageAndDiskUnderQemu) {
     EXPECT_THAT(r.out, testing::ContainsRegex("vblk0: 4096 sectors, irq [0-9]+\r?\n"))
         << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"qemu-blk-3\""));
-    EXPECT_THAT(r.out, HasSubstr("\n13 passed, 0 failed")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n16 passed, 0 failed")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("rs: vblk0")));  // no lost interrupt, no restart
     const std::vector<uint8_t> img = read_bytes(image_);
     auto round0 = [](uint64_t s, uint64_t i) { return written(s, i, 0); };
