@@ -27,7 +27,8 @@ constexpr uint32_t kAllCalls = ~bit(kSysPrivCtl);
 // name (to reach DS or PM) directly; everything else goes through the servers.
 constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo) |
                                 bit(kSysFindProc) | bit(kSysMapAnon) |
-                                bit(kSysUnmap);  // (until VM exists)
+                                bit(kSysUnmap) |                              // (until VM exists)
+                                bit(kSysGrantCreate) | bit(kSysGrantRevoke);  // I/O buffers
 
 // Class defaults: servers may do anything IPC-wise; users may only SENDREC, to servers,
 // SYSTEM and the VMM (the user send mask gains each server's slot when it starts).
@@ -100,6 +101,7 @@ constexpr Policy kPolicies[] = {
     {"vblk", pci_driver()},  // virtio-blk
     {"blktest", tester()},   // block-device tests (sleeps on alarms while a driver restarts)
     {"blkbench", tester()},  // block-device benchmark
+    {"inet", kServerPriv},   // TCP/IP (lwIP)
     // The in-guest test suite: the runner, its areas and their helper. The areas run
     // above their helpers (priority 2), so a test gets the CPU back as soon as it can.
     {"ipc_test", tester()},

@@ -94,3 +94,5 @@ inline constexpr uint64_t kPciBarPrefetch = 4;  // prefetchable memory
 // (both never block, so a hung service cannot stall RS).
 
 }  // namespace proto
+
+#include "proto_inet.hpp"  // INET's sockets and the network-driver protocol

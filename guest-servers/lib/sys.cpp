@@ -177,10 +177,16 @@ int32_t wait(int32_t pid, WaitStatus* status) {
     return r;
 }
 
+// Defined by the socket library when it is linked in: the child's view of INET (the
+// parent's grant is not the child's) is made again.
+extern "C" void ukvm_after_fork() __attribute__((weak));
+
 int32_t fork() {
     Message m{};
     m.m_type = proto::kPmFork;
-    return call("pm", &m);
+    int32_t r = call("pm", &m);
+    if (r == 0 && ukvm_after_fork) ukvm_after_fork();
+    return r;
 }
 
 int32_t sleep_ns(uint64_t ns) {

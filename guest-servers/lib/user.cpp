@@ -4,16 +4,24 @@ using namespace ukvm::kernel;
 
 extern "C" {
 
+// rep movsb/stosb: ring-3 code runs natively, and the CPU moves whole lines this way.
 void* memcpy(void* dst, const void* src, size_t n) {
+    void* d = dst;
+    asm volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
+    return dst;
+}
+
+void* memmove(void* dst, const void* src, size_t n) {
     auto* d = static_cast<unsigned char*>(dst);
     auto* s = static_cast<const unsigned char*>(src);
-    while (n--) *d++ = *s++;
+    if (d <= s || d >= s + n) return memcpy(dst, src, n);
+    while (n--) d[n] = s[n];  // overlapping, destination above: backwards
     return dst;
 }
 
 void* memset(void* dst, int c, size_t n) {
-    auto* d = static_cast<unsigned char*>(dst);
-    while (n--) *d++ = static_cast<unsigned char>(c);
+    void* d = dst;
+    asm volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
     return dst;
 }
 
