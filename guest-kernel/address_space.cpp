@@ -14,7 +14,18 @@ namespace {
 using ukvm::kernel::kUserBase;
 constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
 constexpr uint64_t kOwnedBit = 1ull << 9;  // an available bit: the leaf frame is ours to free
+constexpr uint64_t kDmaBit = 1ull << 10;   // another: the frame was DMA memory
 constexpr uint64_t kNoExecute = 1ull << 63;
+
+// Frees the frame a leaf entry owns. DMA memory goes through a quarantine: a device may
+// still complete a request into it after its driver died.
+void release(uint64_t pte) {
+    if (!(pte & PTE_P) || !(pte & kOwnedBit)) return;
+    if (pte & kDmaBit)
+        frames::free_later(pte & kAddrMask);
+    else
+        frames::free(pte & kAddrMask);
+}
 const bool g_nx = (cpu::rdmsr(MSR_EFER) & EFER_NXE) != 0;  // set by boot.S when available
 constexpr uint64_t kTable = PTE_P | PTE_W | PTE_U;
 
@@ -59,8 +70,7 @@ void AddressSpace::destroy() {
         uint64_t pde = table(pd)[i];
         if (!(pde & PTE_P)) continue;
         uint64_t* pt = table(pde);
-        for (int j = 0; j < 512; ++j)
-            if ((pt[j] & PTE_P) && (pt[j] & kOwnedBit)) frames::free(pt[j] & kAddrMask);
+        for (int j = 0; j < 512; ++j) release(pt[j]);
         frames::free(pde & kAddrMask);
     }
     frames::free(pd);
@@ -87,7 +97,7 @@ bool AddressSpace::map(uint64_t va, uint64_t pa, unsigned flags) {
     uint64_t* pte = walk(va, true);
     if (!pte) return false;
     *pte = pa | PTE_P | PTE_U | (flags & kWritable ? PTE_W : 0) | (flags & kOwned ? kOwnedBit : 0) |
-           (flags & kUncached ? PTE_PCD | PTE_PWT : 0) |
+           (flags & kDma ? kDmaBit : 0) | (flags & kUncached ? PTE_PCD | PTE_PWT : 0) |
            (flags & kExecutable || !g_nx ? 0 : kNoExecute);
     return true;
 }
@@ -142,7 +152,7 @@ void AddressSpace::unmap(uint64_t va, uint64_t len) {
     for (uint64_t a = va; a < va + len; a += frames::kPageSize) {
         uint64_t* pte = walk(a, false);
         if (!pte || !(*pte & PTE_P)) continue;
-        if (*pte & kOwnedBit) frames::free(*pte & kAddrMask);
+        release(*pte);
         *pte = 0;
         if (loaded) asm volatile("invlpg (%0)" : : "r"(a) : "memory");
     }

@@ -36,6 +36,7 @@ public:
         kExecutable = 2,  // without it the page is no-execute (when the CPU has NX)
         kOwned = 4,       // the frame belongs to this address space: destroy() frees it
         kUncached = 8,    // device memory
+        kDma = 16,        // owned, and given to a device: freed only after a quarantine
     };
     // Maps one 4 KiB user page; false when out of memory or outside the user half.
     bool map(uint64_t va, uint64_t pa, unsigned flags);

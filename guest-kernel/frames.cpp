@@ -1,5 +1,6 @@
 #include "frames.hpp"
 
+#include "clock.hpp"
 #include "lib.hpp"
 
 namespace kernel::frames {
@@ -17,6 +18,24 @@ int g_nranges = 0;
 uint64_t g_free_list = 0;  // physical address of the first free frame; links in the frames
 uint64_t g_free_count = 0;
 bool g_assume_zeroed = false;
+
+struct Quarantined {
+    uint64_t frame;  // 0: a free entry
+    uint64_t until_ns;
+};
+Quarantined g_quarantine[kQuarantined];
+int g_nquarantined = 0;
+
+// Frees the quarantined frames whose time is up.
+void release_quarantined() {
+    uint64_t now = clock::uptime_ns();
+    for (Quarantined& q : g_quarantine) {
+        if (!q.frame || q.until_ns > now) continue;
+        free(q.frame);
+        q.frame = 0;
+        --g_nquarantined;
+    }
+}
 
 }  // namespace
 
@@ -47,7 +66,20 @@ void reserve(uint64_t start, uint64_t end) {
     }
 }
 
+void free_later(uint64_t frame) {
+    Quarantined* slot = nullptr;
+    for (Quarantined& q : g_quarantine)
+        if (!q.frame || !slot || (slot->frame && q.until_ns < slot->until_ns)) slot = &q;
+    if (slot->frame) {
+        free(slot->frame);  // full: the oldest goes now
+        --g_nquarantined;
+    }
+    *slot = {frame, clock::uptime_ns() + kQuarantineNs};
+    ++g_nquarantined;
+}
+
 uint64_t alloc() {
+    if (g_nquarantined) release_quarantined();
     uint64_t frame = 0;
     if (g_free_list) {
         frame = g_free_list;

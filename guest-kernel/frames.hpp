@@ -24,6 +24,11 @@ void assume_zeroed(bool on);
 // untouched part of a range, never from the free list; each is freed with free() alone.
 uint64_t alloc_contiguous(uint64_t n);
 void free(uint64_t frame);
+// Frees a frame a device may still write (a dead driver's DMA memory) after kQuarantineNs;
+// at most kQuarantined wait at once (the oldest is freed early when more come).
+void free_later(uint64_t frame);
+inline constexpr uint64_t kQuarantineNs = 1000000000;
+inline constexpr int kQuarantined = 64;
 uint64_t free_bytes();
 
 inline void* to_virtual(uint64_t phys) {

@@ -207,7 +207,7 @@ int32_t map_contiguous(Proc* caller, uint64_t va, uint64_t len, unsigned flags, 
     if (!first) return kENoMem;
     for (uint64_t i = 0; i < n; ++i) {
         if (caller->as.map(va + i * frames::kPageSize, first + i * frames::kPageSize,
-                           flags | AddressSpace::kOwned))
+                           flags | AddressSpace::kOwned | AddressSpace::kDma))
             continue;
         caller->as.unmap(va, i * frames::kPageSize);  // frees the frames mapped so far
         for (; i < n; ++i) frames::free(first + i * frames::kPageSize);

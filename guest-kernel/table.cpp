@@ -83,9 +83,11 @@ constexpr Priv pci_driver() {
     return p;
 }
 
-// ipc_devices plays a driver: COM1's IRQ and ports, and the IOAPIC's page (read-only use).
+// ipc_devices plays a driver: COM1's IRQ and ports, the IOAPIC's page (read-only use), and
+// DMA memory.
 constexpr Priv test_driver() {
     Priv p = driver(1u << 4, 0x3f8, 8);
+    p.driver = true;  // DMA memory and grant translation (but no kSysPrivCtl)
     p.mem_base = 0xfec00000;
     p.mem_len = 0x1000;
     return p;

@@ -2,7 +2,7 @@
 // among the virtio-blk functions, default 0; RS publishes it in DS as "vblk<index>").
 // Serves the kBdev* protocol of proto.hpp one request at a time: the device reads or
 // writes the client's granted pages directly (kSysUmapGrant says where they are), or,
-// when the kernel will not say or the argument "bounce" follows the index, the data moves
+// when the kernel will not say or "bounce" follows the index ("1,bounce"), the data moves
 // through a DMA bounce buffer (safecopy). The device is told through its notify register,
 // and the driver sleeps until the device's interrupt arrives from kHardware. With no such
 // disk it stays up and answers kENoDev, so RS has nothing to restart. Answers RS's
@@ -191,15 +191,17 @@ int32_t handle(Message& m) {
 int main(const char* args) {
     int64_t index = 0;
     char first[8] = {};
-    for (size_t i = 0; i < sizeof first - 1 && args[i] && args[i] != ' '; ++i) first[i] = args[i];
+    size_t n = 0;
+    for (; n < sizeof first - 1 && args[n] && args[n] != ' ' && args[n] != ','; ++n)
+        first[n] = args[n];
     if (first[0] && (!sys::parse_int(first, &index) || index < 0 || index > 7)) index = 0;
-    const char* rest = strchr(args, ' ');
-    g_bounce_only = rest && strcmp(rest + 1, "bounce") == 0;
+    g_bounce_only = args[n] && strcmp(args + n + 1, "bounce") == 0;  // "0 bounce", "0,bounce
     g_index = static_cast<int>(index);
     g_state = init_device();
     if (g_state == kOk)
-        print("vblk%d: %lu sectors%s, irq %d\n", g_index, g_size / proto::kBdevSectorSize,
-              g_read_only ? ", read-only" : "", g_has_irq ? static_cast<int>(g_dev.irq()) : -1);
+        print("vblk%d: %lu sectors%s, irq %d%s\n", g_index, g_size / proto::kBdevSectorSize,
+              g_read_only ? ", read-only" : "", g_has_irq ? static_cast<int>(g_dev.irq()) : -1,
+              g_bounce_only ? ", bounce buffer" : "");
     else if (g_state != proto::kENoDev)
         print("vblk%d: cannot use the device (%d)\n", g_index, g_state);
     Message m{};

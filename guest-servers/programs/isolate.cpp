@@ -40,6 +40,18 @@ int calls() {
     m = Message{};
     m.u64[0] = 4, m.u64[1] = 1;
     expect(user::kernel_call(kSysIrqCtl, &m), kECallDenied, "take IRQ 4 (kSysIrqCtl)");
+    m = Message{};
+    m.u64[0] = static_cast<uint64_t>(user::self()), m.u64[1] = kPrivMem;
+    m.u64[2] = 0xc0000000, m.u64[3] = 0x4000;
+    expect(user::kernel_call(kSysPrivCtl, &m), kECallDenied,
+           "grant itself device memory (kSysPrivCtl)");
+    m = Message{};
+    m.u64[0] = static_cast<uint64_t>(user::find("pm")), m.u64[3] = 8, m.u64[4] = kGrantRead;
+    expect(user::kernel_call(kSysUmapGrant, &m), kECallDenied,
+           "physical addresses of a grant (kSysUmapGrant)");
+    m = Message{};
+    m.u64[1] = 4096, m.u64[2] = kMapWritable | kMapContiguous;
+    expect(user::kernel_call(kSysMapAnon, &m), kEPerm, "DMA memory (kMapContiguous)");
     expect(user::notify(user::find("pm")), kETrapDenied, "NOTIFY");
     expect(user::receive(kAny, &m), kETrapDenied, "RECEIVE");
     Endpoint sh = user::find("sh");

@@ -88,24 +88,52 @@ bool test_map_device_memory() {
     return true;
 }
 
-bool test_driver_calls_are_refused() {
-    // kSysPrivCtl is the PCI server's alone.
+// The physical ranges behind len bytes at va, through a grant to ourselves.
+int32_t umap(uint64_t va, uint64_t len, uint64_t grant_rights, uint64_t rights, PhysRange* out,
+             int max) {
+    Message g{};
+    g.u64[0] = static_cast<uint64_t>(user::self()), g.u64[1] = va, g.u64[2] = len;
+    g.u64[3] = grant_rights;
+    if (int32_t r = user::kernel_call(kSysGrantCreate, &g); r != kOk) return r;
+    auto id = g.u64[0];
+    Message m{};
+    m.u64[0] = static_cast<uint64_t>(user::self()), m.u64[1] = id, m.u64[2] = 0;
+    m.u64[3] = len, m.u64[4] = rights, m.u64[5] = reinterpret_cast<uint64_t>(out);
+    m.u64[6] = static_cast<uint64_t>(max);
+    int32_t r = user::kernel_call(kSysUmapGrant, &m);
+    g = Message{};
+    g.u64[0] = id;
+    user::kernel_call(kSysGrantRevoke, &g);
+    return r;
+}
+
+bool test_dma_memory() {
+    // kSysPrivCtl stays the PCI server's alone.
     Message m{};
     m.u64[0] = static_cast<uint64_t>(user::self()), m.u64[1] = kPrivIrq, m.u64[2] = 5;
     CHECK_EQ(user::kernel_call(kSysPrivCtl, &m), kECallDenied);
-    // DMA memory (kMapContiguous) is for processes the table marks as drivers.
+    // Two contiguous pages; the grant translation agrees with the address we were given.
     m = Message{};
-    m.u64[0] = 0, m.u64[1] = 4096, m.u64[2] = kMapWritable | kMapContiguous;
-    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kEPerm);
-    // So is turning a grant into physical addresses for DMA.
+    m.u64[1] = 8192, m.u64[2] = kMapWritable | kMapContiguous;
+    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kOk);
+    uint64_t va = m.u64[0], pa = m.u64[1];
+    CHECK(pa != 0 && pa % 4096 == 0);
+    static PhysRange r[4];
+    CHECK_EQ(umap(va, 8192, kGrantRead | kGrantWrite, kGrantWrite, r, 4), 1);  // merged
+    CHECK_EQ(r[0].addr, pa);
+    CHECK_EQ(r[0].len, 8192u);
+    CHECK_EQ(umap(va + 100, 200, kGrantRead, kGrantRead, r, 4), 1);
+    CHECK_EQ(r[0].addr, pa + 100);
+    CHECK_EQ(umap(va, 8192, kGrantRead, kGrantWrite, r, 4), kEPerm);  // more than granted
+    // Freed DMA frames are quarantined: a page mapped right after is another frame.
     m = Message{};
-    m.u64[0] = static_cast<uint64_t>(user::self()), m.u64[1] = 0, m.u64[3] = 512;
-    m.u64[4] = kGrantRead;
-    CHECK_EQ(user::kernel_call(kSysUmapGrant, &m), kEPerm);
-    // IRQ 5 stays outside our mask.
+    m.u64[0] = va, m.u64[1] = 8192;
+    CHECK_EQ(user::kernel_call(kSysUnmap, &m), kOk);
     m = Message{};
-    m.u64[0] = 5, m.u64[1] = 1;
-    CHECK_EQ(user::kernel_call(kSysIrqCtl, &m), kEPerm);
+    m.u64[1] = 4096, m.u64[2] = kMapWritable;
+    CHECK_EQ(user::kernel_call(kSysMapAnon, &m), kOk);
+    CHECK_EQ(umap(m.u64[0], 4096, kGrantRead, kGrantRead, r, 4), 1);
+    CHECK(r[0].addr < pa || r[0].addr >= pa + 8192);
     return true;
 }
 
@@ -116,6 +144,6 @@ int main(const char*) {
     t::run("vmm endpoint", test_vmm_endpoint);
     t::run("IRQ as a notification (COM1)", test_irq_notification);
     t::run("device memory mapping (IOAPIC)", test_map_device_memory);
-    t::run("driver privileges are PCI's to grant", test_driver_calls_are_refused);
+    t::run("DMA memory, grant translation, quarantine", test_dma_memory);
     return t::finish();
 }

@@ -164,11 +164,12 @@ TEST_F(BlockDev, KillingTheDriverMidIoLosesNothing) {
 }
 
 TEST_F(BlockDev, TwoDisksTwoDrivers) {
-    // RS starts a second driver from its arguments (NAME:PROGRAM:ARG); disk 0 read-only.
+    // RS starts a second driver from its arguments (NAME:PROGRAM:ARG), which moves the data
+    // through its bounce buffer instead of the client's pages; disk 0 read-only.
     const std::string rs = "guest-servers/rs\"\nargs = \"";
     const size_t at = config_.find(rs);
     ASSERT_NE(at, std::string::npos);
-    config_.insert(at + rs.size(), "vblk1:vblk:1");
+    config_.insert(at + rs.size(), "vblk1:vblk:1,bounce");
     const fs::path second = dir_ / "second.img";
     fs::copy_file(image_, second);
     const ProcessResult r = run_ukvm("blktest check vblk1\nblktest ro vblk0\npoweroff\n",
@@ -177,7 +178,7 @@ TEST_F(BlockDev, TwoDisksTwoDrivers) {
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("vblk0: 4096 sectors, read-only, irq 16\n")) << describe(r);
-    EXPECT_THAT(r.out, HasSubstr("vblk1: 4096 sectors, irq 17\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("vblk1: 4096 sectors, irq 17, bounce buffer\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"second-disk\"\n"));
     EXPECT_THAT(r.out, HasSubstr("\n16 passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("\n4 passed, 0 failed\n")) << describe(r);

@@ -210,7 +210,7 @@ TEST_F(MinixBoot, IsolationRefusesAndTheSystemKeepsRunning) {
         "poweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
-    EXPECT_THAT(r.out, HasSubstr("\n12 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n15 passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
     EXPECT_EQ(count(r.out, "isolate: killed by a fault (vector 14)"), 3u) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("cr2 100000"));   // the kernel image
