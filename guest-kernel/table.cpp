@@ -104,6 +104,7 @@ constexpr Policy kPolicies[] = {
     {"blktest", tester()},   // block-device tests (sleeps on alarms while a driver restarts)
     {"blkbench", tester()},  // block-device benchmark
     {"inet", kServerPriv},   // TCP/IP (lwIP)
+    {"vnet", pci_driver()},  // virtio-net
     // The in-guest test suite: the runner, its areas and their helper. The areas run
     // above their helpers (priority 2), so a test gets the CPU back as soon as it can.
     {"ipc_test", tester()},

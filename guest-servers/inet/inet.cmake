@@ -30,4 +30,8 @@ target_compile_options(ukvm_lwip PRIVATE
 ukvm_user_program(inet inet/inet.cpp)
 target_link_libraries(inet PRIVATE ukvm_lwip)
 
+ukvm_user_program(vnet drivers/vnet.cpp)  # the virtio-net driver
 ukvm_user_program(nettest programs/nettest.cpp)
+foreach(tool ifconfig ping echod echoc httpd)
+  ukvm_user_program(${tool} programs/${tool}.cpp)
+endforeach()

@@ -513,6 +513,7 @@ void nic_attach(Endpoint driver) {
     Message m{};
     m.m_type = kNetInit;
     if (user::sendrec(driver, &m) != kOk || m.m_type != kOk) {
+        if (m.m_type == kENoDev) return;  // a driver without a device
         print("inet: network driver %d did not initialise (%d)\n", driver, m.m_type);
         return;
     }

@@ -22,7 +22,10 @@ void cmd_help(int, char**) {
         "  sleep MS        wait that many milliseconds\n"
         "  poweroff        end the machine (status 0)\n"
         "  exit [STATUS]   end this shell (init starts another)\n"
-        "anything else runs the boot program of that name: PROGRAM [ARGS...]\n");
+        "anything else runs the boot program of that name: PROGRAM [ARGS...]\n"
+        "  (a final & runs it in the background)\n"
+        "network: ifconfig [en0 A.B.C.D/N [GW]], ping HOST [N], echod [PORT] [udp],\n"
+        "  echoc HOST PORT [BYTES], httpd [PORT], nettest (loopback self-test)\n");
 }
 
 void cmd_echo(int argc, char** argv) {
@@ -107,7 +110,10 @@ void cmd_poweroff(int, char**) {
     sys::poweroff(0);
 }
 
+// A final "&" runs the program in the background: no wait (for servers such as httpd).
 void run(int argc, char** argv) {
+    bool background = argc > 1 && strcmp(argv[argc - 1], "&") == 0;
+    if (background) argv[--argc] = nullptr;
     char args[kSpawnArgsMax];
     size_t n = 0;
     args[0] = '\0';
@@ -120,6 +126,10 @@ void run(int argc, char** argv) {
     }
     if (pid < 0) {
         print("%s: cannot start (%d)\n", argv[0], pid);
+        return;
+    }
+    if (background) {
+        print("[%d] %s\n", pid, argv[0]);
         return;
     }
     sys::WaitStatus st{};

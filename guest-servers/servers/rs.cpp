@@ -30,6 +30,7 @@ constexpr ServiceSpec kServices[] = {
     {"tty", "", true, true},
     {"pci", "", true, true},             // before the drivers, which claim their devices from it
     {"vblk0", "0", true, true, "vblk"},  // the first virtio-blk disk (kENoDev without one)
+    {"vnet0", "0", true, true, "vnet"},  // the first virtio-net device (kENoDev without one)
     {"inet", "", true, true},            // TCP/IP (en0's address: its boot module's arguments)
     {"init", "", false, false},          // the root of user space; it keeps a shell running
 };
