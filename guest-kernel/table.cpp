@@ -105,6 +105,8 @@ constexpr Policy kPolicies[] = {
     {"blkbench", tester()},  // block-device benchmark
     {"inet", kServerPriv},   // TCP/IP (lwIP)
     {"vnet", pci_driver()},  // virtio-net
+    {"vfs", kServerPriv},
+    {"mfs", kServerPriv},
     // The in-guest test suite: the runner, its areas and their helper. The areas run
     // above their helpers (priority 2), so a test gets the CPU back as soon as it can.
     {"ipc_test", tester()},

@@ -90,6 +90,93 @@ inline constexpr uint64_t kPciBarIo = 1;        // an I/O-port BAR (not granted:
 inline constexpr uint64_t kPciBar64 = 2;        // a 64-bit memory BAR (uses the next index too)
 inline constexpr uint64_t kPciBarPrefetch = 4;  // prefetchable memory
 
+// VFS, the file system switch (published in DS as "vfs"): per-process file descriptors
+// over the root file system that MFS serves. Paths are absolute, at most kVfsPathMax
+// bytes, and move like data through a grant the caller makes for VFS: path calls take
+// u64[0] grant, u64[1] length and their own arguments from u64[2]; fd calls take i64[0]
+// fd, then u64[1] grant and u64[2] length for data (kGrantWrite to read, kGrantRead to
+// write). Errors: Linux errno values, negated (kENoEnt, kEBadF, kERoFs, ...); kENoDev when
+// there is no root file system (no disk).
+enum VfsCall : int32_t {
+    kVfsOpen = 0x700,       // path, u64[2] kO* flags, u64[3] permissions -> fd
+    kVfsClose = 0x701,      // fd -> 0
+    kVfsRead = 0x702,       // fd, grant, length -> bytes (0 at the end)
+    kVfsWrite = 0x703,      // fd, grant, length -> bytes
+    kVfsLseek = 0x704,      // fd, i64[1] offset, i64[2] whence (0 set, 1 cur, 2 end) -> 0;
+                            // i64[0] the new offset
+    kVfsStat = 0x705,       // path -> 0; FileStat in bytes
+    kVfsFstat = 0x706,      // fd -> 0; FileStat in bytes
+    kVfsMkdir = 0x707,      // path, u64[2] permissions -> 0
+    kVfsRmdir = 0x708,      // path -> 0
+    kVfsUnlink = 0x709,     // path -> 0
+    kVfsRename = 0x70a,     // path "old\0new" (length covers both) -> 0
+    kVfsGetdents = 0x70b,   // fd of a directory, grant, length -> bytes of Dirent records
+    kVfsTruncate = 0x70c,   // path, u64[2] size -> 0
+    kVfsFtruncate = 0x70d,  // fd, u64[1] size -> 0
+    kVfsFsync = 0x70e,      // fd -> 0 once the file system is on stable storage
+    kVfsSync = 0x70f,       // -> 0, the same for everything
+    kVfsStatfs = 0x710,     // -> 0; FsStat in bytes
+    kVfsFork = 0x720,       // from PM: i64[0] parent, i64[1] child endpoint: copy the fds
+    kVfsExit = 0x721,       // from PM: i64[0] endpoint: close its fds
+};
+inline constexpr size_t kVfsPathMax = 255;
+inline constexpr int kVfsOpenMax = 16;  // fds per process
+// Open flags (Linux values).
+inline constexpr uint64_t kORdOnly = 0, kOWrOnly = 1, kORdWr = 2, kOAccMode = 3;
+inline constexpr uint64_t kOCreat = 0100, kOExcl = 0200, kOTrunc = 01000, kOAppend = 02000;
+inline constexpr uint64_t kODirectory = 0200000;
+struct FileStat {
+    uint32_t ino;
+    uint16_t mode;  // type and permissions, as in ukvm/minixfs.h
+    uint16_t nlinks;
+    uint32_t size;
+    uint32_t mtime;
+    uint16_t uid, gid;
+};
+struct FsStat {
+    uint32_t block_size;
+    uint32_t blocks, free_blocks;  // data zones
+    uint32_t inodes, free_inodes;
+    uint32_t read_only;
+};
+struct Dirent {  // kVfsGetdents' records
+    uint32_t ino;
+    uint16_t mode;  // 0: unknown
+    uint16_t pad;
+    char name[64];  // NUL-terminated
+};
+inline constexpr int32_t kENoEnt = -2;
+inline constexpr int32_t kEBadF = -9;
+inline constexpr int32_t kEExist = -17;
+inline constexpr int32_t kENotDir = -20;
+inline constexpr int32_t kEIsDir = -21;
+inline constexpr int32_t kEMFile = -24;
+inline constexpr int32_t kEFBig = -27;
+inline constexpr int32_t kENoSpc = -28;
+inline constexpr int32_t kENameTooLong = -36;
+inline constexpr int32_t kENotEmpty = -39;
+
+// MFS, the MINIX v3 file system server ("mfs"): serves the root file system from the
+// block driver "vblk0", for VFS only. Path requests: u64[0] grant, u64[1] length (VFS's
+// buffer). Data: u64[3] a grant of VFS's buffer. Inodes are MINIX inode numbers.
+enum MfsCall : int32_t {
+    kMfsLookup = 0x780,    // path -> 0; FileStat
+    kMfsCreate = 0x781,    // path, u64[2] permissions, u64[3] exclusive -> 0; FileStat
+    kMfsMkdir = 0x782,     // path, u64[2] permissions -> 0
+    kMfsUnlink = 0x783,    // path -> 0
+    kMfsRmdir = 0x784,     // path -> 0
+    kMfsRename = 0x785,    // path "old\0new" -> 0
+    kMfsStat = 0x786,      // u64[0] inode -> 0; FileStat
+    kMfsRead = 0x787,      // u64[0] inode, u64[1] offset, u64[2] length, u64[3] grant -> bytes
+    kMfsWrite = 0x788,     // the same, u64[4] 1: append (at the end) -> bytes; u64[0] the
+                           // offset after the last byte written
+    kMfsTruncate = 0x789,  // u64[0] inode, u64[1] size -> 0
+    kMfsGetdents = 0x78a,  // u64[0] inode, u64[1] position, u64[2] length, u64[3] grant ->
+                           // bytes of Dirent records; u64[0] the next position
+    kMfsSync = 0x78b,      // -> 0 once every dirty block is written and the disk flushed
+    kMfsStatfs = 0x78c,    // -> 0; FsStat
+};
+
 // RS heartbeats are notifications: RS notifies a service, the service notifies RS back
 // (both never block, so a hung service cannot stall RS).
 

@@ -99,7 +99,7 @@ struct Cached {
     const char* name;
     Endpoint endpoint;
 };
-Cached g_servers[] = {{"ds", kNone}, {"pm", kNone}, {"tty", kNone}, {"rs", kNone}};
+Cached g_servers[] = {{"ds", kNone}, {"pm", kNone}, {"tty", kNone}, {"rs", kNone}, {"vfs", kNone}};
 
 Endpoint& cache_for(const char* name) {
     for (Cached& c : g_servers)

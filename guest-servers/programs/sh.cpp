@@ -1,6 +1,7 @@
 // sh: a minimal shell on the console. Built-in commands: help, echo, ps, uptime, kill,
 // poweroff, exit; any other word runs the boot program of that name through PM and waits
 // for it.
+#include "sh_files.hpp"
 #include "sys.hpp"
 
 using namespace ukvm::kernel;
@@ -9,18 +10,20 @@ using user::print;
 namespace {
 
 constexpr const char* kPrompt = "minix# ";
-constexpr int kMaxArgs = 8;
+constexpr int kMaxArgs = 16;
 
 void cmd_help(int, char**) {
     print(
         "built-in commands:\n"
         "  help            this list\n"
-        "  echo WORDS...   print the words\n"
+        "  echo WORDS...   print the words (> FILE: into a file, >> FILE: append)\n"
         "  ps              list the processes\n"
         "  uptime          time since boot\n"
         "  kill PID        end a process (RS restarts a system service)\n"
         "  sleep MS        wait that many milliseconds\n"
         "  poweroff        end the machine (status 0)\n"
+        "files (paths from /): ls [-l] [PATH...], cat FILE..., mkdir DIR..., rmdir DIR...,\n"
+        "  rm FILE..., mv FROM TO, cp FROM TO, df, sync\n"
         "  exit [STATUS]   end this shell (init starts another)\n"
         "anything else runs the boot program of that name: PROGRAM [ARGS...]\n"
         "  (a final & runs it in the background)\n"
@@ -31,9 +34,23 @@ void cmd_help(int, char**) {
 void cmd_echo(int argc, char** argv) {
     char line[256];
     size_t n = 0;
-    for (int i = 1; i < argc; ++i)
-        n += user::format(line + n, sizeof line - n, i > 1 ? " %s" : "%s", argv[i]);
-    print("%s\n", line);
+    line[0] = '\0';
+    // "> FILE", ">FILE", ">> FILE", ">>FILE": the line goes into FILE.
+    const char* file = nullptr;
+    bool append = false;
+    for (int i = 1; i < argc; ++i) {
+        if (argv[i][0] == '>') {
+            append = argv[i][1] == '>';
+            file = argv[i] + (append ? 2 : 1);
+            if (!*file) file = i + 1 < argc ? argv[++i] : nullptr;
+            if (!file) return print("echo: > needs a file name\n");
+            continue;
+        }
+        n += user::format(line + n, sizeof line - n, n ? " %s" : "%s", argv[i]);
+    }
+    if (!file) return print("%s\n", line);
+    user::format(line + n, sizeof line - n, "\n");
+    sh_files::write_to(file, line, append);
 }
 
 const char* state_name(const ProcInfo& p) {
@@ -147,8 +164,12 @@ struct Builtin {
     void (*run)(int argc, char** argv);
 };
 constexpr Builtin kBuiltins[] = {
-    {"help", cmd_help}, {"echo", cmd_echo},         {"ps", cmd_ps},       {"uptime", cmd_uptime},
-    {"kill", cmd_kill}, {"poweroff", cmd_poweroff}, {"sleep", cmd_sleep},
+    {"help", cmd_help},         {"echo", cmd_echo},         {"ps", cmd_ps},
+    {"uptime", cmd_uptime},     {"kill", cmd_kill},         {"poweroff", cmd_poweroff},
+    {"sleep", cmd_sleep},       {"ls", sh_files::ls},       {"cat", sh_files::cat},
+    {"mkdir", sh_files::mkdir}, {"rmdir", sh_files::rmdir}, {"rm", sh_files::rm},
+    {"mv", sh_files::mv},       {"cp", sh_files::cp},       {"df", sh_files::df},
+    {"sync", sh_files::sync},
 };
 
 // Reads one line (without the newline); false when the console is gone for good. While

@@ -34,6 +34,14 @@ Endpoint endpoint_of(int32_t pid) {
     return kNone;
 }
 
+// VFS keeps each process's file descriptors: a fork copies them, an exit closes them.
+void tell_vfs(int32_t call, Endpoint a, Endpoint b = kNone) {
+    Message v{};
+    v.m_type = call;
+    v.i64[0] = a, v.i64[1] = b;
+    sys::call("vfs", &v);  // no VFS (kESrch): nothing to do
+}
+
 // Processes PM started, live or ended and not yet waited for (zombies).
 struct Child {
     Endpoint endpoint = kNone;  // kNone: a free entry
@@ -107,6 +115,7 @@ int32_t do_fork(Message& m) {
     if (r < 0) return r;
     auto e = static_cast<Endpoint>(k.u64[0]);
     *c = Child{e, parent, pid_of(e)};
+    tell_vfs(proto::kVfsFork, parent, e);
     Message child{};
     child.m_type = 0;
     user::sendnb(e, &child);
@@ -209,6 +218,7 @@ void reap() {
     Message k{};
     while (user::kernel_call(kSysGetKSig, &k) == kOk && static_cast<Endpoint>(k.u64[0]) != kNone) {
         auto e = static_cast<Endpoint>(k.u64[0]);
+        tell_vfs(proto::kVfsExit, e);
         for (Child& c : g_children) {
             if (c.endpoint != e) continue;
             c.zombie = true;

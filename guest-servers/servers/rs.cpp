@@ -32,6 +32,8 @@ constexpr ServiceSpec kServices[] = {
     {"vblk0", "0", true, true, "vblk"},  // the first virtio-blk disk (kENoDev without one)
     {"vnet0", "0", true, true, "vnet"},  // the first virtio-net device (kENoDev without one)
     {"inet", "", true, true},            // TCP/IP (en0's address: its boot module's arguments)
+    {"mfs", "", true, true},             // the root file system on vblk0 (mounted on first use)
+    {"vfs", "", true, true},             // file descriptors and the file calls
     {"init", "", false, false},          // the root of user space; it keeps a shell running
 };
 constexpr int kMaxServices = 12;

@@ -80,6 +80,9 @@ protected:
         const std::string to = "\"" + std::string(UKVM_GUEST_DIR) + "/";
         for (size_t at = 0; (at = config_.find(from, at)) != std::string::npos; at += to.size())
             config_.replace(at, from.size(), to);
+        // Not the shipped root disk: the test's own is vblk0.
+        config_ =
+            std::regex_replace(config_, std::regex("\\[\\[disk\\]\\]\npath = \"[^\"]*\"\n"), "");
         std::string templ = (fs::temp_directory_path() / "ukvm-blockdev-XXXXXX").string();
         ASSERT_NE(::mkdtemp(templ.data()), nullptr);
         dir_ = templ;

@@ -1,0 +1,201 @@
+// fstest: the file system seen from a user program, for tests/integration/test_fs.cpp.
+//   fstest write    a tree of files of many sizes under /t (through the direct, single- and
+//                   double-indirect zones), read back and compared, then sync
+//   fstest verify   the same tree read and compared (after a reboot, or a host copy)
+//   fstest ro       every kind of write must fail with EROFS (a read-only disk)
+//   fstest fsync    /synced written and fsynced, /unsynced written, then waits to be killed
+//   fstest sum PATH size and FNV-1a hash of a file (the host compares with its own)
+// Each prints "fstest: ok ..." or "fstest: FAIL ..." lines and exits with the failures.
+#include "fs.hpp"
+#include "sys.hpp"
+
+using user::print;
+
+namespace {
+
+// The same bytes as the host test's pattern(size, seed).
+void fill(uint8_t* out, size_t n, uint32_t* state) {
+    uint32_t x = *state;
+    for (size_t i = 0; i < n; ++i) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out[i] = static_cast<uint8_t>(x);
+    }
+    *state = x;
+}
+uint32_t seed_state(uint32_t seed) {
+    return seed * 2654435761u + 1;
+}
+
+struct File {
+    const char* path;
+    uint32_t size;
+};
+// Blocks: 7 direct, then 256 single-indirect (to 263 KiB), then double-indirect.
+constexpr File kFiles[] = {
+    {"/t/empty", 0},     {"/t/one", 1},          {"/t/d1/k1m", 1023},     {"/t/d1/k1", 1024},
+    {"/t/d1/k1p", 1025}, {"/t/d1/d2/z7m", 7167}, {"/t/d1/d2/z7", 7168},   {"/t/d1/d2/z7p", 7169},
+    {"/t/mid", 100000},  {"/t/d1/i263", 269312}, {"/t/d1/i263p", 269313}, {"/t/big", 1200000},
+};
+int g_failures = 0;
+
+void check(bool ok, const char* what, const char* path, int64_t detail) {
+    if (ok) return;
+    ++g_failures;
+    print("fstest: FAIL %s %s (%ld)\n", what, path, detail);
+}
+
+uint8_t g_buf[16384], g_want[16384];
+
+bool write_file(const char* path, uint32_t size, uint32_t seed) {
+    int32_t fd = sys::open(path, proto::kOWrOnly | proto::kOCreat | proto::kOTrunc, 0644);
+    check(fd >= 0, "open", path, fd);
+    if (fd < 0) return false;
+    uint32_t state = seed_state(seed);
+    size_t piece = 1;
+    for (uint32_t done = 0; done < size;) {
+        size_t n = size - done < piece ? size - done : piece;
+        if (n > sizeof g_buf) n = sizeof g_buf;
+        fill(g_buf, n, &state);
+        int32_t w = sys::write(fd, g_buf, n);
+        check(w == static_cast<int32_t>(n), "write", path, w);
+        if (w != static_cast<int32_t>(n)) break;
+        done += static_cast<uint32_t>(n);
+        piece = piece * 3 + 7;  // uneven pieces cross block boundaries every way
+    }
+    sys::close(fd);
+    return true;
+}
+
+void verify_file(const char* path, uint32_t size, uint32_t seed) {
+    proto::FileStat st{};
+    int32_t r = sys::stat(path, &st);
+    check(r == 0 && st.size == size, "stat", path, r == 0 ? st.size : r);
+    int32_t fd = sys::open(path, proto::kORdOnly);
+    check(fd >= 0, "open", path, fd);
+    if (fd < 0) return;
+    uint32_t state = seed_state(seed);
+    uint32_t done = 0;
+    for (;;) {
+        int32_t n = sys::read(fd, g_buf, sizeof g_buf);
+        check(n >= 0, "read", path, n);
+        if (n <= 0) break;
+        fill(g_want, static_cast<size_t>(n), &state);
+        if (memcmp(g_buf, g_want, static_cast<size_t>(n)) != 0) {
+            check(false, "contents", path, done);
+            break;
+        }
+        done += static_cast<uint32_t>(n);
+    }
+    check(done == size, "length", path, done);
+    sys::close(fd);
+}
+
+uint32_t seed_of(int i) {
+    return static_cast<uint32_t>(i + 1);
+}
+
+void write_tree() {
+    const char* dirs[] = {"/t", "/t/d1", "/t/d1/d2"};
+    for (const char* d : dirs) {
+        int32_t r = sys::mkdir(d);
+        check(r == 0 || r == proto::kEExist, "mkdir", d, r);
+    }
+    int i = 0;
+    for (const File& f : kFiles) write_file(f.path, f.size, seed_of(i++));
+    i = 0;
+    for (const File& f : kFiles) verify_file(f.path, f.size, seed_of(i++));
+    int32_t r = sys::sync();
+    check(r == 0, "sync", "/", r);
+    print("fstest: ok wrote %d files\n", i);
+}
+
+void verify_tree() {
+    int i = 0;
+    for (const File& f : kFiles) verify_file(f.path, f.size, seed_of(i++));
+    print("fstest: ok verified %d files\n", i);
+}
+
+void read_only() {
+    int32_t fd = sys::open("/ro-new", proto::kOWrOnly | proto::kOCreat, 0644);
+    check(fd == proto::kERoFs, "create", "/ro-new", fd);
+    int32_t r = sys::mkdir("/ro-dir");
+    check(r == proto::kERoFs, "mkdir", "/ro-dir", r);
+    // An existing file: opening for writing works, writing does not.
+    const char* existing = nullptr;
+    int32_t dir = sys::open("/", proto::kORdOnly | proto::kODirectory);
+    proto::Dirent ents[8];
+    static char path[80];
+    int32_t n = sys::getdents(dir, ents, sizeof ents);
+    for (int i = 0; i < n / static_cast<int32_t>(sizeof(proto::Dirent)); ++i) {
+        if (ents[i].name[0] == '.' || sys::is_dir(ents[i].mode)) continue;
+        user::format(path, sizeof path, "/%s", ents[i].name);
+        existing = path;
+        break;
+    }
+    sys::close(dir);
+    check(existing != nullptr, "a file in", "/", n);
+    if (existing) {
+        fd = sys::open(existing, proto::kOWrOnly);
+        check(fd >= 0, "open", existing, fd);
+        r = sys::write(fd, "x", 1);
+        check(r == proto::kERoFs, "write", existing, r);
+        r = sys::ftruncate(fd, 0);
+        check(r == proto::kERoFs, "ftruncate", existing, r);
+        sys::close(fd);
+        r = sys::unlink(existing);
+        check(r == proto::kERoFs, "unlink", existing, r);
+        r = sys::rename(existing, "/moved");
+        check(r == proto::kERoFs, "rename", existing, r);
+    }
+    r = sys::sync();
+    check(r == 0, "sync", "/", r);
+    print("fstest: ok read-only checks done\n");
+}
+
+void fsync_then_wait() {
+    write_file("/synced", 50000, 77);
+    int32_t fd = sys::open("/synced", proto::kORdWr);
+    int32_t r = sys::fsync(fd);
+    check(r == 0, "fsync", "/synced", r);
+    sys::close(fd);
+    print("fstest: ok fsynced\n");
+    write_file("/unsynced", 30000, 78);
+    print("fstest: ok unsynced written\n");
+    for (;;) sys::sleep_ns(1000000000);
+}
+
+void sum(const char* path) {
+    int32_t fd = sys::open(path, proto::kORdOnly);
+    check(fd >= 0, "open", path, fd);
+    if (fd < 0) return;
+    uint32_t h = 2166136261u, size = 0;
+    for (;;) {
+        int32_t n = sys::read(fd, g_buf, sizeof g_buf);
+        check(n >= 0, "read", path, n);
+        if (n <= 0) break;
+        for (int32_t i = 0; i < n; ++i) h = (h ^ g_buf[i]) * 16777619u;
+        size += static_cast<uint32_t>(n);
+    }
+    sys::close(fd);
+    print("fstest: ok sum %s %u %x\n", path, size, h);
+}
+
+}  // namespace
+
+int main(const char* args) {
+    if (strcmp(args, "write") == 0)
+        write_tree();
+    else if (strcmp(args, "verify") == 0)
+        verify_tree();
+    else if (strcmp(args, "ro") == 0)
+        read_only();
+    else if (strcmp(args, "fsync") == 0)
+        fsync_then_wait();
+    else if (strncmp(args, "sum ", 4) == 0)
+        sum(args + 4);
+    else
+        print("usage: fstest write|verify|ro|fsync|sum PATH\n");
+    return g_failures;
+}
