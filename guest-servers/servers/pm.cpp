@@ -305,6 +305,7 @@ int main(const char*) {
                 r = do_procs(m);
                 break;
             case proto::kPmPowerOff:
+                tell_vfs(proto::kVfsSync, kNone);  // the file system's cache to the disk
                 print("pm: power off (requested by pid %d)\n", pid_of(client));
                 user::halt(static_cast<int>(m.i64[0]));
             default:
