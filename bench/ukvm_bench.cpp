@@ -355,6 +355,7 @@ int main(int argc, char** argv) {
     std::string ukvm = UKVM_BINARY, floor = KVM_FLOOR_BINARY, guests = UKVM_GUEST_DIR;
     std::string qemu = "qemu-system-x86_64";
     int rounds = 10, qemu_rounds = 3, hypercalls = 20000, idle_seconds = 10, blk_mib = 8;
+    int blk_rounds = 3;
     std::string source = UKVM_SOURCE_DIR;
     app.add_option("--ukvm", ukvm, "ukvm binary")->capture_default_str();
     app.add_option("--floor", floor, "minimal KVM program")->capture_default_str();
@@ -373,6 +374,9 @@ int main(int argc, char** argv) {
     app.add_option("--idle-seconds", idle_seconds, "how long to watch the idle system's CPU")
         ->capture_default_str()
         ->check(CLI::Range(1, 600));
+    app.add_option("--blk-rounds", blk_rounds, "blkbench runs on each VMM (medians)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 20));
     app.add_option("--blk-mib", blk_mib,
                    "MiB blkbench moves sequentially each way (0 skips the block figures)")
         ->capture_default_str()
@@ -521,17 +525,24 @@ int main(int argc, char** argv) {
                 }
                 std::ofstream(sys.toml, std::ios::app)
                     << "[[disk]]\npath = \"" << image.string() << "\"\n";
-                const std::string u =
-                    blkbench_output({ukvm, "run", sys.toml}, blk_mib, "ukvm blkbench");
-                std::string q;
-                if (!qemu.empty()) {
-                    auto argv = qemu_argv(qemu, sys.config);
-                    argv.insert(argv.end(),
-                                {"-nic", "none", "-drive",
-                                 "file=" + image.string() + ",if=none,id=d0,format=raw", "-device",
-                                 "virtio-blk-pci,drive=d0,disable-legacy=on"});
-                    q = blkbench_output(argv, blk_mib, "QEMU blkbench");
+                // blk_rounds runs each, alternating, so that drift in the host hits both.
+                std::vector<std::string> u, q;
+                auto qargv = qemu_argv(qemu, sys.config);
+                qargv.insert(qargv.end(), {"-nic", "none", "-drive",
+                                           "file=" + image.string() + ",if=none,id=d0,format=raw",
+                                           "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"});
+                for (int i = 0; i < blk_rounds; ++i) {
+                    u.push_back(blkbench_output({ukvm, "run", sys.toml}, blk_mib, "ukvm blkbench"));
+                    if (!qemu.empty())
+                        q.push_back(blkbench_output(qargv, blk_mib, "QEMU blkbench"));
                 }
+                // The median of a figure over the runs' outputs (-1: not measured).
+                auto med = [](const std::vector<std::string>& outs, const char* key) {
+                    std::vector<double> v;
+                    for (const auto& o : outs)
+                        if (auto f = field(o, key)) v.push_back(*f);
+                    return v.empty() ? -1.0 : median(v);
+                };
                 const double host = host_read_mibps(image);
                 struct Metric {
                     const char* key;
@@ -546,8 +557,7 @@ int main(int argc, char** argv) {
                              1.0 / 1024, "MiB/s"},
                       Metric{"rand_read_iops", "random 4 KiB reads", 1, "IOPS"},
                       Metric{"rand_write_iops", "random 4 KiB writes + FLUSH", 1, "IOPS"}}) {
-                    const double a = field(u, m.key).value_or(-1);
-                    const double b = q.empty() ? -1 : field(q, m.key).value_or(-1);
+                    const double a = med(u, m.key), b = med(q, m.key);
                     const bool peer = b >= 0;
                     blk_rows.push_back(
                         {m.what, a >= 0 ? fmt::format("{:.3g} {}", a * m.scale, m.unit) : "n/a",
@@ -555,12 +565,12 @@ int main(int argc, char** argv) {
                          peer ? fmt::format("{:.3g} {}", b * m.scale, m.unit) : "",
                          a >= 0 && peer ? ratio(a, b) : ""});
                 }
-                auto a = field(u, "seq_read_kibps");
+                const double a = med(u, "seq_read_kibps");
                 blk_rows.push_back({"sequential read vs the host's own reads of the file",
-                                    a ? fmt::format("{:.3g} MiB/s", *a / 1024) : "n/a",
+                                    a >= 0 ? fmt::format("{:.3g} MiB/s", a / 1024) : "n/a",
                                     "host pread, 64 KiB, page cache",
                                     fmt::format("{:.0f} MiB/s", host),
-                                    a ? ratio(*a / 1024, host) : ""});
+                                    a >= 0 ? ratio(a / 1024, host) : ""});
             } catch (const std::exception& e) {
                 fmt::print(stderr, "ukvm-bench: block figures skipped: {}\n", e.what());
             }
@@ -582,8 +592,10 @@ int main(int argc, char** argv) {
                            r.ratio);
         }
         if (!blk_rows.empty()) {
-            fmt::print("\nBlock I/O in the guest (blkbench through vblk0, {} MiB each way):\n\n",
-                       blk_mib);
+            fmt::print(
+                "\nBlock I/O in the guest (blkbench through vblk0, {} MiB each way; medians of {} "
+                "runs each):\n\n",
+                blk_mib, blk_rounds);
             fmt::print(
                 "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
             for (const auto& r : blk_rows)

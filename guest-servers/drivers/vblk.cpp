@@ -125,6 +125,7 @@ int32_t submit_bounce(uint32_t type, uint64_t sector, uint32_t len) {
 int32_t transfer(Message& m, bool write) {
     uint64_t offset = m.u64[0], len = m.u64[1];
     auto grant = static_cast<int64_t>(m.u64[2]);
+    uint64_t at = m.u64[3];  // where in the grant
     if (!valid_range(offset, len)) return kEInval;
     if (write && g_read_only) return proto::kERoFs;
     uint32_t type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
@@ -135,7 +136,7 @@ int32_t transfer(Message& m, bool write) {
     static PhysRange ranges[kMaxRanges];
     Message u{};
     u.u64[0] = static_cast<uint64_t>(m.m_source), u.u64[1] = static_cast<uint64_t>(grant);
-    u.u64[2] = 0, u.u64[3] = len, u.u64[4] = write ? kGrantRead : kGrantWrite;
+    u.u64[2] = at, u.u64[3] = len, u.u64[4] = write ? kGrantRead : kGrantWrite;
     u.u64[5] = reinterpret_cast<uint64_t>(ranges), u.u64[6] = kMaxRanges;
     if (!g_bounce_only) {
         int32_t n = user::kernel_call(kSysUmapGrant, &u);
@@ -146,7 +147,7 @@ int32_t transfer(Message& m, bool write) {
     }
     Message c{};
     c.u64[0] = static_cast<uint64_t>(m.m_source), c.u64[1] = static_cast<uint64_t>(grant);
-    c.u64[2] = 0, c.u64[3] = reinterpret_cast<uint64_t>(g_bounce), c.u64[4] = len;
+    c.u64[2] = at, c.u64[3] = reinterpret_cast<uint64_t>(g_bounce), c.u64[4] = len;
     if (write)
         if (int32_t r = user::kernel_call(kSysSafeCopyFrom, &c); r != kOk) return r;
     int32_t r = submit_bounce(type, sector, static_cast<uint32_t>(len));

@@ -25,6 +25,16 @@ Client::Client(const char* name) {
     strncpy(name_, name, sizeof name_ - 1);
 }
 
+void Client::attach(void* base, uint64_t len) {
+    if (region_grant_ >= 0) {
+        Message g{};
+        g.u64[0] = static_cast<uint64_t>(region_grant_);
+        user::kernel_call(kSysGrantRevoke, &g);
+    }
+    region_ = reinterpret_cast<uint64_t>(base), region_len_ = len;
+    region_grant_ = -1, region_for_ = kNone;
+}
+
 int32_t Client::request(Message* m, const void* buf, uint64_t len, uint64_t rights) {
     const Message original = *m;
     Endpoint dead = kNone;
@@ -39,7 +49,28 @@ int32_t Client::request(Message* m, const void* buf, uint64_t len, uint64_t righ
         }
         *m = original;
         int32_t grant = -1;
-        if (buf && len) {
+        auto addr = reinterpret_cast<uint64_t>(buf);
+        bool in_region = buf && len && addr >= region_ && len <= region_len_ &&
+                         addr - region_ <= region_len_ - len;
+        if (in_region && region_for_ != driver_) {
+            Message g{};
+            if (region_grant_ >= 0) {
+                g.u64[0] = static_cast<uint64_t>(region_grant_);
+                user::kernel_call(kSysGrantRevoke, &g);
+                region_grant_ = -1;
+            }
+            g = Message{};
+            g.u64[0] = static_cast<uint64_t>(driver_), g.u64[1] = region_, g.u64[2] = region_len_;
+            g.u64[3] = kGrantRead | kGrantWrite;
+            if (user::kernel_call(kSysGrantCreate, &g) == kOk) {
+                region_grant_ = static_cast<int32_t>(g.u64[0]);
+                region_for_ = driver_;
+            }
+        }
+        if (in_region && region_for_ == driver_) {
+            m->u64[2] = static_cast<uint64_t>(region_grant_);
+            m->u64[3] = addr - region_;
+        } else if (buf && len) {
             Message g{};
             g.u64[0] = static_cast<uint64_t>(driver_), g.u64[1] = reinterpret_cast<uint64_t>(buf);
             g.u64[2] = len, g.u64[3] = rights;

@@ -25,11 +25,19 @@ public:
     int32_t get_id(char* out);
     int retries() const { return retries_; }  // requests sent again to a restarted driver
 
+    // A region (e.g. a file system's block cache) the driver keeps a grant for (read and
+    // write; made again for a restarted driver): requests whose buffer lies inside it
+    // save the grant create and revoke, two kernel calls each.
+    void attach(void* base, uint64_t len);
+
 private:
     int32_t request(ukvm::kernel::Message* m, const void* buf, uint64_t len, uint64_t rights);
     char name_[ukvm::kernel::kNameMax] = {};
     ukvm::kernel::Endpoint driver_ = ukvm::kernel::kNone;
     int retries_ = 0;
+    uint64_t region_ = 0, region_len_ = 0;
+    int32_t region_grant_ = -1;  // for region_for_
+    ukvm::kernel::Endpoint region_for_ = ukvm::kernel::kNone;
 };
 
 }  // namespace bdev

@@ -51,8 +51,10 @@ inline constexpr size_t kTtyDataMax = 56 - kTtyDataOffset;
 // alignment, length), kENoDev (no such disk behind this driver).
 enum BdevCall : int32_t {
     kBdevOpen = 0x500,   // -> 0; u64[0] size in bytes, u64[1] flags (kBdevReadOnly)
-    kBdevRead = 0x501,   // u64[0] byte offset, u64[1] length, u64[2] grant id -> bytes read
-    kBdevWrite = 0x502,  // u64[0] byte offset, u64[1] length, u64[2] grant id -> bytes written
+    kBdevRead = 0x501,   // u64[0] byte offset, u64[1] length, u64[2] grant id, u64[3] offset
+                         // in the grant (0 for a grant per request) -> bytes read
+    kBdevWrite = 0x502,  // u64[0] byte offset, u64[1] length, u64[2] grant id, u64[3] offset
+                         // in the grant -> bytes written
     kBdevFlush = 0x503,  // -> 0 once every write answered before it is on stable storage
     kBdevGetId = 0x504,  // -> length; the serial (up to 20 bytes, no NUL) in bytes[8..28)
 };

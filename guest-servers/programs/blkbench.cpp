@@ -37,6 +37,7 @@ int main(const char* args) {
     if (args[n]) strncpy(name, args + n, sizeof name - 1);
     auto* buf = static_cast<uint8_t*>(malloc(kChunk));
     bdev::Client d(name);
+    d.attach(buf, kChunk);  // one grant for every request, as a file system's cache would
     uint64_t size = 0, flags = 0;
     if (d.open(&size, &flags) != kOk || size < kChunk || (flags & proto::kBdevReadOnly)) {
         print("blkbench: %s: no writable disk of at least 64 KiB\n", name);

@@ -31,7 +31,7 @@ uint8_t written(uint64_t s, uint64_t i, uint64_t round) {
     return static_cast<uint8_t>(s ^ (i * 3) ^ 0x5a ^ round);
 }
 
-uint8_t* g_buf;  // kBdevMaxTransfer bytes
+uint8_t* g_buf;  // 2 * kBdevMaxTransfer bytes
 
 bool matches(uint64_t first_sector, uint64_t len, uint8_t (*f)(uint64_t, uint64_t)) {
     for (uint64_t i = 0; i < len; ++i)
@@ -80,6 +80,17 @@ void test_check(bdev::Client& d, uint64_t size) {
     int32_t n = d.get_id(id);
     print("blktest: serial \"%s\"\n", id);
     check(n >= 0, "GET_ID");
+
+    // The same through a region the driver keeps one grant for (offsets into it).
+    constexpr uint64_t kMax = proto::kBdevMaxTransfer;
+    d.attach(g_buf, 2 * kMax);
+    memset(g_buf, 0, 2 * kMax);
+    bool ok2 = d.read(1024 * kSector, g_buf, kMax) == int32_t(kMax) && matches(1024, kMax, round0);
+    uint8_t* second = g_buf + kMax + kSector;
+    ok2 = ok2 && d.read(0, second, kSector) == int32_t(kSector);
+    for (uint64_t i = 0; i < kSector; ++i) ok2 = ok2 && second[i] == pattern(0, i);
+    check(ok2, "reads at offsets into an attached region (one grant)");
+    d.attach(nullptr, 0);
 
     check(d.read(size, g_buf, kSector) == kEInval, "a read at the end: kEInval");
     check(d.read(size - kSector, g_buf, 2 * kSector) == kEInval, "a read across the end: kEInval");
@@ -139,6 +150,7 @@ void test_kill(bdev::Client& d) {
         user::exit(r == kOk ? 0 : 1);
     }
     check(child > 0, "fork");
+    d.attach(g_buf, proto::kBdevMaxTransfer);  // the region's grant is made again after the restart
     // 64 KiB write + read-back rounds over sectors 1536..1791 until a few rounds after the
     // client met the dead driver (at most 20 s).
     bool ok = true;
@@ -182,7 +194,7 @@ int main(const char* args) {
         out[n] = '\0';
         p += n;
     }
-    g_buf = static_cast<uint8_t*>(malloc(proto::kBdevMaxTransfer));
+    g_buf = static_cast<uint8_t*>(malloc(2 * proto::kBdevMaxTransfer));
     bdev::Client d(name);
     uint64_t size = 0, flags = 0;
     int32_t r = d.open(&size, &flags);
