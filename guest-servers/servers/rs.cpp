@@ -36,7 +36,7 @@ constexpr ServiceSpec kServices[] = {
     {"vfs", "", true, true},             // file descriptors and the file calls
     {"init", "", false, false},          // the root of user space; it keeps a shell running
 };
-constexpr int kMaxServices = 12;
+constexpr int kMaxServices = 16;
 
 struct Service {
     ServiceSpec spec;
