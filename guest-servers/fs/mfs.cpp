@@ -48,6 +48,17 @@ int BlockDevice::read_block(uint32_t, void*) {
 int BlockDevice::write_block(uint32_t, const void*) {
     return kEIo;
 }
+int BlockDevice::read_blocks(uint32_t first, uint32_t count, void* data) {
+    for (uint32_t i = 0; i < count; ++i)
+        if (int r = read_block(first + i, static_cast<uint8_t*>(data) + i * kBs); r < 0) return r;
+    return 0;
+}
+int BlockDevice::write_blocks(uint32_t first, uint32_t count, const void* data) {
+    for (uint32_t i = 0; i < count; ++i)
+        if (int r = write_block(first + i, static_cast<const uint8_t*>(data) + i * kBs); r < 0)
+            return r;
+    return 0;
+}
 int BlockDevice::flush() {
     return 0;
 }
@@ -64,57 +75,92 @@ uint32_t Cache::dirty_count() const {
     return n;
 }
 
-int Cache::write(Buf* b) {
-    int r = dev_->write_block(b->block, b->data);
-    if (r == 0) b->dirty = false;
-    return r;
+Cache::Buf* Cache::find(uint32_t block) {
+    for (Buf& b : bufs_)
+        if (b.valid && b.block == block) return &b;
+    return nullptr;
+}
+
+Cache::Buf* Cache::victim(int* err) {
+    Buf* v = nullptr;
+    for (Buf& b : bufs_) {
+        if (!b.valid) return &b;
+        if (!v || b.used < v->used) v = &b;
+    }
+    if (v->dirty) {
+        int r = write_back();
+        if (r < 0) {
+            *err = r;
+            return nullptr;
+        }
+    }
+    return v;
 }
 
 Cache::Buf* Cache::get(uint32_t block, int* err, bool zero_fill) {
-    Buf* victim = nullptr;
-    for (Buf& b : bufs_) {
-        if (b.valid && b.block == block) {
-            b.used = ++clock_;
-            if (zero_fill) zero(b.data, kBs);
-            return &b;
-        }
-        if (!victim || (!b.valid && victim->valid) ||
-            (b.valid == victim->valid && b.used < victim->used))
-            victim = &b;
+    if (Buf* b = find(block)) {
+        b->used = ++clock_;
+        if (zero_fill) zero(b->data, kBs);
+        return b;
     }
-    if (victim->valid && victim->dirty) {
-        int r = write(victim);
-        if (r < 0) {
-            *err = r;
-            return nullptr;
+    // Read ahead: the uncached blocks following this one, in one request.
+    uint32_t n = 1;
+    if (!zero_fill && block < limit_) {
+        while (n < kReadAhead && block + n < limit_ && !find(block + n)) ++n;
+        if (n > 1 && dev_->read_blocks(block, n, ahead_) < 0) n = 1;
+        for (uint32_t i = n - 1; i > 0; --i) {  // the first block last: most recently used
+            Buf* v = victim(err);
+            if (!v) return nullptr;
+            v->block = block + i;
+            v->valid = true;
+            v->dirty = false;
+            v->used = ++clock_;
+            copy(v->data, ahead_ + i * kBs, kBs);
         }
     }
-    victim->valid = false;
+    Buf* v = victim(err);
+    if (!v) return nullptr;
+    v->valid = false;
     if (zero_fill) {
-        zero(victim->data, kBs);
+        zero(v->data, kBs);
+    } else if (n > 1) {
+        copy(v->data, ahead_, kBs);
     } else {
-        int r = dev_->read_block(block, victim->data);
+        int r = dev_->read_block(block, v->data);
         if (r < 0) {
             *err = r;
             return nullptr;
         }
     }
-    victim->block = block;
-    victim->valid = true;
-    victim->dirty = false;
-    victim->used = ++clock_;
-    return victim;
+    v->block = block;
+    v->valid = true;
+    v->dirty = false;
+    v->used = ++clock_;
+    return v;
 }
 
 int Cache::write_back() {
-    // In block order, so that the device sees one ascending sweep.
-    for (;;) {
-        Buf* next = nullptr;
+    // Runs of consecutive dirty blocks, in block order: one request each.
+    for (uint32_t from = 0;;) {
+        Buf* first = nullptr;
         for (Buf& b : bufs_)
-            if (b.valid && b.dirty && (!next || b.block < next->block)) next = &b;
-        if (!next) return 0;
-        int r = write(next);
+            if (b.valid && b.dirty && b.block >= from && (!first || b.block < first->block))
+                first = &b;
+        if (!first) return 0;
+        Buf* run[kRun];
+        uint32_t n = 0;
+        run[n++] = first;
+        while (n < kRun) {
+            Buf* next = find(first->block + n);
+            if (!next || !next->dirty) break;
+            run[n++] = next;
+        }
+        for (uint32_t i = 0; i < n; ++i) copy(run_ + i * kBs, run[i]->data, kBs);
+        int r = n == 1 ? dev_->write_block(first->block, run_)
+                       : dev_->write_blocks(first->block, n, run_);
         if (r < 0) return r;
+        for (uint32_t i = 0; i < n; ++i) run[i]->dirty = false;
+        from = first->block + n;
     }
 }
 
@@ -144,6 +190,7 @@ int FileSystem::mount(BlockDevice* dev, bool read_only) {
         return kEInval;
     inode_table_ = static_cast<uint32_t>(table);
     read_only_ = read_only;
+    cache_.set_limit(s.zones);
     zone_hint_ = inode_hint_ = 1;
     disk::Inode root;
     int r = get_inode(disk::kRootInode, &root);

@@ -40,6 +40,10 @@ class BlockDevice {
 public:
     virtual int read_block(uint32_t block, void* data);
     virtual int write_block(uint32_t block, const void* data);
+    // count consecutive blocks in one request (the cache's read-ahead and write-back use
+    // up to Cache::kRun); by default one block at a time.
+    virtual int read_blocks(uint32_t first, uint32_t count, void* data);
+    virtual int write_blocks(uint32_t first, uint32_t count, const void* data);
     virtual int flush();  // everything written so far is on stable storage
 protected:
     ~BlockDevice() = default;
@@ -68,10 +72,14 @@ struct DirEnt {
     char name[disk::kNameMax + 1];  // NUL-terminated
 };
 
-// The block cache: kBuffers blocks, least recently used evicted (written first if dirty).
+// The block cache: kBuffers blocks, the least recently used evicted. Evicting a dirty
+// block writes back every dirty block, in runs of consecutive blocks (one request each);
+// a miss reads ahead up to kReadAhead blocks that are not cached yet (within the limit).
 class Cache {
 public:
-    static constexpr int kBuffers = 192;
+    static constexpr int kBuffers = 384;
+    static constexpr uint32_t kRun = 64;  // blocks per device request (64 KiB)
+    static constexpr uint32_t kReadAhead = 16;
     struct Buf {
         uint32_t block;
         bool valid, dirty;
@@ -79,7 +87,9 @@ public:
         uint8_t data[disk::kBlockSize];
     };
 
-    void attach(BlockDevice* dev) { dev_ = dev, invalidate(); }
+    void attach(BlockDevice* dev) { dev_ = dev, limit_ = 0, invalidate(); }
+    // Blocks below `blocks` may be read ahead (the file system's size; 0: none).
+    void set_limit(uint32_t blocks) { limit_ = blocks; }
     // The block, read from the device unless `zero` (a fresh block: all zeros). nullptr
     // and *err on an I/O error. The pointer stays valid until kBuffers - 1 other gets.
     Buf* get(uint32_t block, int* err, bool zero = false);
@@ -92,10 +102,15 @@ public:
     uint32_t dirty_count() const;
 
 private:
-    int write(Buf* b);
+    Buf* find(uint32_t block);
+    // A buffer to reuse (invalid, or the least recently used, written back if dirty).
+    Buf* victim(int* err);
     BlockDevice* dev_ = nullptr;
     uint32_t clock_ = 0;
+    uint32_t limit_ = 0;
     Buf bufs_[kBuffers];
+    uint8_t run_[kRun * disk::kBlockSize];          // write-back's staging
+    uint8_t ahead_[kReadAhead * disk::kBlockSize];  // read-ahead's
 };
 
 class FileSystem {

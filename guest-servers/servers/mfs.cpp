@@ -23,6 +23,14 @@ public:
         int32_t r = client_.write(uint64_t{block} * 1024, data, 1024);
         return r < 0 ? r : 0;
     }
+    int read_blocks(uint32_t first, uint32_t count, void* data) override {
+        int32_t r = client_.read(uint64_t{first} * 1024, data, uint64_t{count} * 1024);
+        return r < 0 ? r : 0;
+    }
+    int write_blocks(uint32_t first, uint32_t count, const void* data) override {
+        int32_t r = client_.write(uint64_t{first} * 1024, data, uint64_t{count} * 1024);
+        return r < 0 ? r : 0;
+    }
     int flush() override { return client_.flush(); }
     int32_t open(uint64_t* size, uint64_t* flags) { return client_.open(size, flags); }
 

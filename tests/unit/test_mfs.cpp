@@ -56,11 +56,21 @@ public:
         ++writes;
         return ::pwrite(fd_, data, 1024, off_t{block} * 1024) == 1024 ? 0 : mfs::kEIo;
     }
+    int read_blocks(uint32_t first, uint32_t count, void* data) override {
+        ++multi_reads;
+        return ::pread(fd_, data, count * 1024, off_t{first} * 1024) == count * 1024 ? 0
+                                                                                     : mfs::kEIo;
+    }
+    int write_blocks(uint32_t first, uint32_t count, const void* data) override {
+        ++multi_writes;
+        return ::pwrite(fd_, data, count * 1024, off_t{first} * 1024) == count * 1024 ? 0
+                                                                                      : mfs::kEIo;
+    }
     int flush() override {
         ++flushes;
         return ::fdatasync(fd_) == 0 ? 0 : mfs::kEIo;
     }
-    int reads = 0, writes = 0, flushes = 0;
+    int reads = 0, writes = 0, flushes = 0, multi_reads = 0, multi_writes = 0;
 
 private:
     int fd_;
@@ -221,11 +231,16 @@ TEST_F(MfsTest, WritesATreeThatFsckAndExtractAccept) {
     ASSERT_EQ(fs_->sync(), 0);
     EXPECT_EQ(fs_->cache().dirty_count(), 0u);
     EXPECT_GT(dev_->flushes, 0);
+    // Write-back went out in runs of consecutive blocks, not block by block.
+    EXPECT_GT(dev_->multi_writes, 0);
+    EXPECT_LT(dev_->writes + dev_->multi_writes, 600) << "requests for ~3 MiB";
     expect_fsck_clean();
     for (const auto& [path, data] : files) EXPECT_EQ(extract(path), data) << path;
     // And read back after a fresh mount (nothing cached).
     mount();
     for (const auto& [path, data] : files) EXPECT_EQ(read_file(path), data) << path;
+    EXPECT_GT(dev_->multi_reads, 0);
+    EXPECT_LT(dev_->reads + dev_->multi_reads, 600) << "requests for ~3 MiB (read-ahead)";
 }
 
 TEST_F(MfsTest, ReadsWhatMkfsAndUkvmImageWrote) {
