@@ -33,6 +33,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ukvm::test::describe;
+using ukvm::test::find_program;
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
 using ukvm::test::run_process;
@@ -337,6 +338,76 @@ TEST_F(FsBoot, FsyncedFileSurvivesKill9OfTheVmm) {
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("fstest: ok sum /synced 50000 " + fnv(pattern(50000, 77))))
         << describe(r);
+}
+
+// The values of `key = "..."` lines, in order.
+std::vector<std::string> values(const std::string& config, const std::string& key) {
+    std::vector<std::string> out;
+    std::regex re("^" + key + " = \"([^\"]*)\"$");
+    std::istringstream in(config);
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (std::regex_match(line, m, re)) out.push_back(m[1]);
+    }
+    return out;
+}
+
+TEST_F(FsBoot, SameImageAndDiskUnderQemu) {
+    const fs::path qemu = find_program("qemu-system-x86_64");
+    if (qemu.empty()) GTEST_SKIP() << "qemu-system-x86_64 is not in PATH";
+    fs::path tree = dir_ / "tree";
+    fs::create_directories(tree / "sub");
+    std::ofstream(tree / "note") << "made on the host\n";
+    const std::string data = pattern(300000, 9);
+    std::ofstream(tree / "sub" / "data", std::ios::binary) << data;
+    ASSERT_EQ(
+        ukvm_image({"create", image_.string(), "--size", "8M", "--from", tree.string()}).status, 0);
+    std::string initrd;
+    for (const auto& p : values(config_, "path")) initrd += (initrd.empty() ? "" : ",") + p;
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(180);
+    options.input = "ls /sub\ncat /note\nfstest sum /sub/data\necho from qemu > /q\npoweroff\n";
+    options.has_input = true;
+    ProcessResult r = run_process({qemu.string(),
+                                   "-enable-kvm",
+                                   "-M",
+                                   "pc",
+                                   "-m",
+                                   "64",
+                                   "-kernel",
+                                   values(config_, "kernel").at(0),
+                                   "-append",
+                                   values(config_, "cmdline").at(0),
+                                   "-initrd",
+                                   initrd,
+                                   "-display",
+                                   "none",
+                                   "-serial",
+                                   "stdio",
+                                   "-monitor",
+                                   "none",
+                                   "-nic",
+                                   "none",
+                                   "-device",
+                                   "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                                   "-no-reboot",
+                                   "-drive",
+                                   "file=" + image_.string() + ",if=none,id=d0,format=raw",
+                                   "-device",
+                                   "virtio-blk-pci,drive=d0,disable-legacy=on"},
+                                  options);
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, (0 << 1) | 1) << describe(r);  // isa-debug-exit: (status << 1) | 1
+    EXPECT_THAT(r.out, HasSubstr("mfs: mounted vblk0")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("made on the host\r\n")) << describe(r);  // COM1: CRLF
+    EXPECT_THAT(r.out, HasSubstr("fstest: ok sum /sub/data 300000 " + fnv(data))) << describe(r);
+    // What QEMU's guest wrote: fsck.minix, the host's extract, and ukvm's guest agree.
+    expect_fsck_clean();
+    EXPECT_EQ(read_text(extract() / "q"), "from qemu\n");
+    r = run_ukvm("cat /q\nfstest sum /sub/data\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("from qemu\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("fstest: ok sum /sub/data 300000 " + fnv(data))) << describe(r);
 }
 
 TEST_F(FsBoot, WithoutADiskTheSystemRunsAndFileCommandsSaySo) {
