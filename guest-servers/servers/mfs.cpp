@@ -46,6 +46,19 @@ char g_path[2 * (proto::kVfsPathMax + 1) + 1];
 uint8_t g_data[32 * 1024];
 int g_beats = 0;
 
+// Wall-clock seconds at boot, for timestamps (the VMM's clock; 0 elsewhere, e.g. QEMU:
+// then times count from boot).
+uint64_t g_boot_epoch = 0;
+
+void read_clock() {
+    Message m{};
+    m.m_type = ukvm::hc::kTime;
+    if (user::sendrec(kVmm, &m) != kOk || m.m_type != 0) return;
+    ukvm::hc::TimeReply t;
+    memcpy(&t, m.bytes, sizeof t);
+    g_boot_epoch = (t.realtime_ns - t.monotonic_ns) / 1000000000;
+}
+
 int32_t mount() {
     if (g_fs.mounted()) return 0;
     if (sys::ds_lookup("vblk0") == kNone) return proto::kENoDev;  // no block driver
@@ -190,7 +203,7 @@ int32_t do_getdents(Message& m) {
 int32_t handle(Message& m) {
     int32_t r = mount();
     if (r < 0) return r;
-    g_fs.set_time(static_cast<uint32_t>(user::uptime_ns() / 1000000000));
+    g_fs.set_time(static_cast<uint32_t>(g_boot_epoch + user::uptime_ns() / 1000000000));
     const char* second = nullptr;
     switch (m.m_type) {
         case proto::kMfsLookup:
@@ -257,6 +270,7 @@ bool from_vfs(Endpoint e) {
 int main(const char*) {
     // Every block the core reads or writes lies in its cache: one grant for all of it.
     g_disk.attach(&g_fs, sizeof g_fs);
+    read_clock();
     for (;;) {
         Message m{};
         if (user::receive(kAny, &m) != kOk) continue;

@@ -204,6 +204,14 @@ TEST_F(FsBoot, ShellFileCommands) {
     expect_fsck_clean();
     fs::path out = extract();
     EXPECT_EQ(read_text(out / "c"), "hello world\nmore\n");
+    // Timestamps are the VMM's wall clock.
+    {
+        ukvm::MinixImage img = ukvm::MinixImage::open(image_);
+        auto ino = img.lookup("c");
+        ASSERT_TRUE(ino.has_value());
+        EXPECT_NEAR(static_cast<double>(img.inode(*ino).mtime),
+                    static_cast<double>(::time(nullptr)), 3600.0);
+    }
     // poweroff syncs (PM asks VFS before it halts).
     EXPECT_EQ(read_text(out / "late"), "after the sync\n");
     EXPECT_FALSE(fs::exists(out / "d"));
