@@ -124,6 +124,21 @@ void test_pci() {
     }
     check(refused, "only the owner writes config space");
     check(listed, "PCI lists the disks as claimed");
+    // Config reads: the host bridge at 00.0 is Intel's (ukvm's and QEMU's i440FX).
+    auto pci = [](int32_t type, uint64_t a, uint64_t b, uint64_t c) {
+        Message q{};
+        q.m_type = type;
+        q.u64[0] = a, q.u64[1] = b, q.u64[2] = c;
+        int32_t r = sys::call("pci", &q);
+        return r == kOk ? static_cast<int64_t>(q.u64[0]) : r;
+    };
+    check(pci(proto::kPciConfigRead, 0, 0, 2) == 0x8086, "reads the host bridge's vendor ID");
+    check(pci(proto::kPciConfigRead, 0, 0, 3) == kEInval &&
+              pci(proto::kPciConfigRead, 0, 256, 1) == kEInval &&
+              pci(proto::kPciConfigRead, 0, 1, 2) == kEInval &&
+              pci(proto::kPciConfigRead, 0xffff, 0, 4) == kEInval &&
+              pci(proto::kPciBar, 0, 6, 0) == kEInval && pci(0x6ff, 0, 0, 0) == kENoSys,
+          "refuses bad widths, offsets, handles, BAR indices and calls");
 }
 
 void test_ro(bdev::Client& d) {

@@ -119,7 +119,7 @@ TEST_F(BlockDev, ReadsThePatternWritesFlushesAndRefusesBadRanges) {
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("vblk0: 4096 sectors, irq 16\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"ukvm-blk-7\"\n"));
-    EXPECT_THAT(r.out, HasSubstr("\n17 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n19 passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
     // Sectors 1024..1151 hold what the guest wrote; every other byte is the host's.
     const std::vector<uint8_t> img = read_bytes(image_);
@@ -183,7 +183,7 @@ TEST_F(BlockDev, TwoDisksTwoDrivers) {
     EXPECT_THAT(r.out, HasSubstr("vblk0: 4096 sectors, read-only, irq 16\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("vblk1: 4096 sectors, irq 17, bounce buffer\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"second-disk\"\n"));
-    EXPECT_THAT(r.out, HasSubstr("\n17 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n19 passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("\n4 passed, 0 failed\n")) << describe(r);
     auto round0 = [](uint64_t s, uint64_t i) { return written(s, i, 0); };
     const std::vector<uint8_t> img = read_bytes(second);
@@ -250,7 +250,7 @@ TEST_F(BlockDev, SameImageAndDiskUnderQemu) {
     EXPECT_THAT(r.out, testing::ContainsRegex("vblk0: 4096 sectors, irq [0-9]+\r?\n"))
         << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"qemu-blk-3\""));
-    EXPECT_THAT(r.out, HasSubstr("\n17 passed, 0 failed")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n19 passed, 0 failed")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("rs: vblk0")));  // no lost interrupt, no restart
     const std::vector<uint8_t> img = read_bytes(image_);
     auto round0 = [](uint64_t s, uint64_t i) { return written(s, i, 0); };
