@@ -80,8 +80,10 @@ void read_bars(Function& f) {
             continue;
         }
         uint64_t addr = v & ~0xfull, m64 = mask & ~0xfull;
+        bool is64 = ((v >> 1) & 3) == 2 && i < 5;
+        if (!m64 && !is64) continue;  // not implemented: reads back 0
         uint64_t flags = v & 8 ? proto::kPciBarPrefetch : 0;
-        if (((v >> 1) & 3) == 2 && i < 5) {
+        if (is64) {
             uint32_t hi = cfg_read(h, off + 4, 4);
             cfg_write(h, off + 4, 4, ~0u);
             uint32_t mhi = cfg_read(h, off + 4, 4);
@@ -93,7 +95,7 @@ void read_bars(Function& f) {
         } else {
             m64 |= 0xffffffff00000000ull;
         }
-        if (m64 & 0xfffffffffffffff0ull) b = {addr, ~m64 + 1, flags};
+        if (m64 & 0xffffffffull || (is64 && m64)) b = {addr, ~m64 + 1, flags};
     }
     cfg_write(h, 0x04, 2, command);
 }

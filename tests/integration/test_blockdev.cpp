@@ -114,11 +114,15 @@ protected:
 };
 
 TEST_F(BlockDev, ReadsThePatternWritesFlushesAndRefusesBadRanges) {
-    const ProcessResult r = run_ukvm("blktest\npoweroff\n", "");
+    const ProcessResult r = run_ukvm("blktest\nlspci\npoweroff\n", "");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("vblk0: 4096 sectors, irq 16\n")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"ukvm-blk-7\"\n"));
+    // lspci: the host bridge, and the disk in slot 1 with its BAR as ukvm placed it.
+    EXPECT_THAT(r.out, HasSubstr("00.0 8086:1237 class 060000 irq - driver -\n"));
+    EXPECT_THAT(r.out,
+                HasSubstr("01.0 1af4:1042 class 018000 irq 16 driver vblk bar0 c0000000+4000\n"));
     EXPECT_THAT(r.out, HasSubstr("\n19 passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
     // Sectors 1024..1151 hold what the guest wrote; every other byte is the host's.
@@ -212,7 +216,7 @@ TEST_F(BlockDev, SameImageAndDiskUnderQemu) {
     for (const auto& p : values(config_, "path")) initrd += (initrd.empty() ? "" : ",") + p;
     ProcessOptions options;
     options.timeout = std::chrono::seconds(120);
-    options.input = "blktest\npoweroff\n";
+    options.input = "blktest\nlspci\npoweroff\n";
     options.has_input = true;
     const ProcessResult r =
         run_process({qemu.string(),
@@ -250,6 +254,10 @@ TEST_F(BlockDev, SameImageAndDiskUnderQemu) {
     EXPECT_THAT(r.out, testing::ContainsRegex("vblk0: 4096 sectors, irq [0-9]+\r?\n"))
         << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: serial \"qemu-blk-3\""));
+    // Where SeaBIOS put it: a 64-bit BAR (QEMU's BAR 4) and an ISA IRQ.
+    EXPECT_THAT(r.out, testing::ContainsRegex("1af4:1042 class [0-9a-f]+ irq [0-9]+ driver vblk "
+                                              "bar1 [0-9a-f]+\\+1000 bar4 [0-9a-f]+\\+4000"))
+        << describe(r);
     EXPECT_THAT(r.out, HasSubstr("\n19 passed, 0 failed")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("rs: vblk0")));  // no lost interrupt, no restart
     const std::vector<uint8_t> img = read_bytes(image_);
