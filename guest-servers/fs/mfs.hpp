@@ -79,7 +79,7 @@ class Cache {
 public:
     static constexpr int kBuffers = 384;
     static constexpr uint32_t kRun = 64;  // blocks per device request (64 KiB)
-    static constexpr uint32_t kReadAhead = 16;
+    static constexpr uint32_t kReadAhead = 64;
     struct Buf {
         uint32_t block;
         bool valid, dirty;

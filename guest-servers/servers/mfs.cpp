@@ -43,7 +43,7 @@ Disk g_disk;
 mfs::FileSystem g_fs;
 Endpoint g_vfs = kNone;
 char g_path[2 * (proto::kVfsPathMax + 1) + 1];
-uint8_t g_data[32 * 1024];
+uint8_t g_data[64 * 1024];
 int g_beats = 0;
 
 // Wall-clock seconds at boot, for timestamps (the VMM's clock; 0 elsewhere, e.g. QEMU:

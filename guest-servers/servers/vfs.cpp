@@ -11,7 +11,7 @@ using user::print;
 namespace {
 
 constexpr int kMaxFilps = 128;
-constexpr size_t kChunk = 32 * 1024;
+constexpr size_t kChunk = 64 * 1024;
 
 struct Filp {
     int refs = 0;  // fds sharing it (across fork); 0: free
