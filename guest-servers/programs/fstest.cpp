@@ -5,6 +5,7 @@
 //   fstest ro       every kind of write must fail with EROFS (a read-only disk)
 //   fstest fsync    /synced written and fsynced, /unsynced written, then waits to be killed
 //   fstest sum PATH size and FNV-1a hash of a file (the host compares with its own)
+//   fstest kill     write, while a child has the disk driver (vblk) killed mid-way
 //   fstest bench    4 MiB written (64 KiB writes), synced, read back: the rates
 // Each prints "fstest: ok ..." or "fstest: FAIL ..." lines and exits with the failures.
 #include "fs.hpp"
@@ -183,6 +184,28 @@ void sum(const char* path) {
     print("fstest: ok sum %s %u %x\n", path, size, h);
 }
 
+// The tree written while a forked child kills the disk driver through PM after a while:
+// RS restarts it and the block client sends the interrupted request again, so the file
+// system sees nothing.
+void write_while_killing_the_driver() {
+    int32_t child = sys::fork();
+    if (child == 0) {
+        sys::sleep_ns(1500000000);
+        int32_t slot = 0, pid = 0;
+        sys::ProcEntry e{};
+        while (pid == 0 && sys::next_proc(&slot, &e))
+            if (strcmp(e.info.name, "vblk") == 0) pid = e.pid;
+        int32_t r = pid > 0 ? sys::kill(pid) : -3;
+        print("fstest: killed vblk (pid %d): %d\n", pid, r);
+        user::exit(r == 0 ? 0 : 1);
+    }
+    check(child > 0, "fork", "", child);
+    write_tree();
+    sys::WaitStatus st{};
+    int32_t r = sys::wait(child, &st);
+    check(r == child && st.detail == 0, "the child killed the driver", "", r);
+}
+
 void bench() {
     constexpr uint32_t kTotal = 4 << 20;
     static uint8_t chunk[64 * 1024];
@@ -239,11 +262,13 @@ int main(const char* args) {
         read_only();
     else if (strcmp(args, "fsync") == 0)
         fsync_then_wait();
+    else if (strcmp(args, "kill") == 0)
+        write_while_killing_the_driver();
     else if (strcmp(args, "bench") == 0)
         bench();
     else if (strncmp(args, "sum ", 4) == 0)
         sum(args + 4);
     else
-        print("usage: fstest write|verify|ro|fsync|bench|sum PATH\n");
+        print("usage: fstest write|verify|ro|fsync|kill|bench|sum PATH\n");
     return g_failures;
 }

@@ -164,6 +164,21 @@ TEST_F(FsBoot, GuestWritesATreeThatFsckAndExtractAccept) {
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL"))) << describe(r);
 }
 
+TEST_F(FsBoot, KillingTheDiskDriverMidWriteLosesNothing) {
+    create_image();
+    ProcessResult r = run_ukvm("fstest kill\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("fstest: killed vblk")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("rs: vblk0 restarted")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("fstest: ok wrote 12 files")) << describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("FAIL"))) << describe(r);
+    expect_fsck_clean();
+    fs::path out = extract();
+    for (const TreeFile& f : kTree)
+        EXPECT_TRUE(read_text(out / f.path) == pattern(f.size, f.seed)) << f.path;
+}
+
 TEST_F(FsBoot, ShellFileCommands) {
     create_image();
     ProcessResult r = run_ukvm(
