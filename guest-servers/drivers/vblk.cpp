@@ -52,6 +52,7 @@ int32_t init_device() {
     uint64_t capacity = 0;
     g_dev.read_config(0, &capacity, sizeof capacity);  // virtio_blk_config.capacity, sectors
     g_size = capacity > ~0ull / proto::kBdevSectorSize ? 0 : capacity * proto::kBdevSectorSize;
+    g_queue.set_interrupts(false);  // on only while the driver waits (submit)
     g_dev.driver_ok();
     g_has_irq = g_dev.enable_irq() == kOk;
     if (!g_has_irq) print("vblk%d: no interrupt; polling\n", g_index);
@@ -78,31 +79,47 @@ int32_t submit(uint32_t type, uint64_t sector, const PhysRange* data, int n) {
     bufs[n + 1] = {dma_pa(g_status), 1, true};
     if (g_queue.add(bufs, static_cast<uint16_t>(n + 2)) < 0) return proto::kEIo;
     if (g_queue.publish()) g_dev.notify(0);
+    // Interrupts stay off (VRING_AVAIL_F_NO_INTERRUPT) while the driver finds the request
+    // done without one, as it usually does on ukvm by the time the notify write returns.
+    // When it does not, they go on, the ring is looked at once more (a completion between
+    // the two looks is then interrupted), and the driver sleeps until the interrupt.
     // Under QEMU the interrupt is a level-triggered INTx line (programmed edge-triggered
-    // here, as ukvm's pulses are): it stays up until the ISR is read, and while it is up
-    // no new edge can come. So the ISR is read after every completion that was not just
-    // followed by a read of it.
-    bool isr_read = false;
+    // here, as ukvm's pulses are): it stays up until the ISR is read, and while it is up no
+    // new edge can come. Every rising edge leaves a notification, and the ISR is read after
+    // every wake, so the line never stays up unseen.
+    bool irq_on = false, isr_read = false;
     for (;;) {
         uint16_t head;
         uint32_t written;
         auto r = g_queue.take_used(head, written);
         if (r == DriverQueue::UsedResult::kTaken) {
-            if (g_has_irq && !isr_read) (void)g_dev.isr();
+            if (irq_on) {
+                g_queue.set_interrupts(false);
+                if (!isr_read) (void)g_dev.isr();
+            }
             break;
         }
-        if (r == DriverQueue::UsedResult::kBadDevice || (g_dev.status() & kStatusNeedsReset)) {
+        bool broken = r == DriverQueue::UsedResult::kBadDevice;
+        if (!broken && !g_has_irq) {
+            asm volatile("pause");
+            continue;
+        }
+        if (!broken && !irq_on) {
+            g_queue.set_interrupts(true);
+            irq_on = true;
+            continue;
+        }
+        if (!broken) {
+            Message n{};
+            user::receive(kHardware, &n);
+            // A configuration change is how the device says it needs a reset.
+            broken = (g_dev.isr() & VIRTIO_PCI_ISR_CONFIG) && (g_dev.status() & kStatusNeedsReset);
+            isr_read = true;
+        }
+        if (broken) {
             g_state = proto::kEIo;  // no more requests: the queue cannot be trusted
             print("vblk%d: the device broke (status %x)\n", g_index, g_dev.status());
             return proto::kEIo;
-        }
-        if (g_has_irq) {
-            Message n{};
-            user::receive(kHardware, &n);
-            (void)g_dev.isr();
-            isr_read = true;
-        } else {
-            asm volatile("pause");
         }
     }
     uint8_t status = *g_status;
