@@ -209,6 +209,7 @@ class NetBoot : public ::testing::Test {
 protected:
     void SetUp() override {
         config_ = minix_config();
+        qemu_ = ukvm::test::find_program("qemu-system-x86_64");
         std::string templ = (fs::temp_directory_path() / "ukvm-net-test-XXXXXX").string();
         ASSERT_NE(::mkdtemp(templ.data()), nullptr);
         dir_ = templ;
@@ -227,8 +228,47 @@ protected:
         return run_process({UKVM_BINARY, "run", file.string()}, options);
     }
 
+    // QEMU running this image with a modern virtio-net-pci function on user networking
+    // (guest 10.0.2.15/24, gateway and host 10.0.2.2), host port http -> guest port 80.
+    std::vector<std::string> qemu_user_net(uint16_t http) {
+        std::string initrd;
+        std::regex re("^path = \"([^\"]*)\"$");
+        std::istringstream in(config_);
+        for (std::string line; std::getline(in, line);) {
+            std::smatch m;
+            if (!std::regex_match(line, m, re)) continue;
+            std::string module = m[1];
+            if (module.ends_with("/inet")) module += " ip=10.0.2.15/24 gw=10.0.2.2";
+            initrd += (initrd.empty() ? "" : ",") + module;
+        }
+        return {qemu_.string(),
+                "-enable-kvm",
+                "-M",
+                "pc",
+                "-m",
+                "64",
+                "-kernel",
+                std::string(UKVM_GUEST_DIR) + "/guest-kernel/kernel.elf",
+                "-append",
+                "start=1",
+                "-initrd",
+                initrd,
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-no-reboot",
+                "-netdev",
+                "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(http) + "-10.0.2.15:80",
+                "-device",
+                "virtio-net-pci,netdev=n0,disable-legacy=on"};
+    }
+
     std::string config_;
     fs::path dir_;
+    fs::path qemu_;
 };
 
 #define REQUIRE_KVM()                                                                         \
@@ -255,44 +295,11 @@ TEST_F(NetBoot, LoopbackSocketsInsideTheGuest) {
 // a second, independent virtio-net implementation.
 TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
     REQUIRE_KVM();
-    const fs::path qemu = ukvm::test::find_program("qemu-system-x86_64");
     const fs::path curl = ukvm::test::find_program("curl");
-    if (qemu.empty() || curl.empty()) GTEST_SKIP() << "qemu-system-x86_64 or curl is not in PATH";
-    std::string initrd;
-    std::regex re("^path = \"([^\"]*)\"$");
-    std::istringstream in(config_);
-    for (std::string line; std::getline(in, line);) {
-        std::smatch m;
-        if (!std::regex_match(line, m, re)) continue;
-        std::string module = m[1];
-        if (module.ends_with("/inet")) module += " ip=10.0.2.15/24 gw=10.0.2.2";
-        initrd += (initrd.empty() ? "" : ",") + module;
-    }
+    if (qemu_.empty() || curl.empty()) GTEST_SKIP() << "qemu-system-x86_64 or curl is not in PATH";
     HostEchoServer echo;
     const uint16_t http = free_port();
-    Interactive g({qemu.string(),
-                   "-enable-kvm",
-                   "-M",
-                   "pc",
-                   "-m",
-                   "64",
-                   "-kernel",
-                   std::string(UKVM_GUEST_DIR) + "/guest-kernel/kernel.elf",
-                   "-append",
-                   "start=1",
-                   "-initrd",
-                   initrd,
-                   "-display",
-                   "none",
-                   "-serial",
-                   "stdio",
-                   "-device",
-                   "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                   "-no-reboot",
-                   "-netdev",
-                   "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(http) + "-10.0.2.15:80",
-                   "-device",
-                   "virtio-net-pci,netdev=n0,disable-legacy=on"});
+    Interactive g(qemu_user_net(http));
     ASSERT_TRUE(g.wait_for("minix# ", 60)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("inet: en0 on driver"));
     g.send("ping 10.0.2.2 2\n");
@@ -320,6 +327,42 @@ TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
     EXPECT_EQ(c.out, "404");
     g.send("poweroff\n");
     EXPECT_EQ(g.finish(30), (0 << 1) | 1) << g.output();  // isa-debug-exit: (status << 1) | 1
+}
+
+// RS restarts a killed network driver in the middle of a TCP transfer: INET loses the
+// driver (link down), attaches the new one when it announces itself, TCP retransmits what
+// was lost, the transfer completes intact, and new connections work.
+TEST_F(NetBoot, KillingTheNetDriverMidTransferLosesNoConnection) {
+    REQUIRE_KVM();
+    if (qemu_.empty()) GTEST_SKIP() << "qemu-system-x86_64 is not in PATH";
+    HostEchoServer echo;
+    Interactive g(qemu_user_net(free_port()));
+    ASSERT_TRUE(g.wait_for("minix# ", 60)) << g.output();
+    const std::string port = std::to_string(echo.port());
+    g.send("echoc 10.0.2.2 " + port + " 3000000 &\n");
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (echo.echoed() < 200000 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_GE(echo.echoed(), 200000u) << g.output();
+    size_t mark = g.output().size();
+    g.send("ps\n");
+    ASSERT_TRUE(g.wait_for(" inet", 20, mark)) << g.output();  // (the line after vnet's)
+    std::smatch m;
+    std::string ps = g.output().substr(mark);
+    ASSERT_TRUE(std::regex_search(ps, m, std::regex("\n *([0-9]+) +[0-9]+ +[0-9]+ .* vnet\r?\n")))
+        << ps;
+    g.send("kill " + std::string(m[1]) + "\n");
+    ASSERT_TRUE(g.wait_for("rs: vnet0 restarted", 30)) << g.output();
+    EXPECT_LT(echo.echoed(), 3000000u) << "the transfer ended before the kill";
+    ASSERT_TRUE(g.wait_for("echoc: ", 120)) << g.output();
+    EXPECT_THAT(g.output(), HasSubstr("echoc: 3000000 bytes echoed intact")) << g.output();
+    EXPECT_THAT(g.output(), HasSubstr("inet: lost the network driver"));
+    mark = g.output().size();
+    g.send("echoc 10.0.2.2 " + port + " 100000\n");
+    ASSERT_TRUE(g.wait_for("echoc: ", 60, mark)) << g.output();
+    EXPECT_THAT(g.output().substr(mark), HasSubstr("echoc: 100000 bytes echoed intact"));
+    g.send("poweroff\n");
+    EXPECT_EQ(g.finish(30), (0 << 1) | 1) << g.output();
 }
 
 }  // namespace
