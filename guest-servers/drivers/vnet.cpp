@@ -135,35 +135,45 @@ void tell_inet() {
     }
 }
 
+// Queues a batch of frames from INET: the count queued (a full ring drops the rest).
 int32_t do_send(Message& m) {
-    uint64_t len = m.u64[1];
-    if (len < 14 || len > proto::kNetFrameMax) return kEInval;
-    reap_tx();
-    if (g_tx_nfree == 0) {
-        ++g_tx_dropped;
-        return proto::kEInetAgain;
-    }
-    uint16_t slot = g_tx_free[--g_tx_nfree];
-    uint8_t* buf = g_tx_slots + uint64_t{slot} * kSlot;
-    memset(buf, 0, sizeof(NetHeader));
+    uint64_t bytes = m.u64[1], count = m.u64[2];
+    if (bytes > sizeof g_batch || count > bytes / 16) return kEInval;
     Message c{};
     c.u64[0] = static_cast<uint64_t>(m.m_source), c.u64[1] = m.u64[0], c.u64[2] = 0;
-    c.u64[3] = reinterpret_cast<uint64_t>(buf + sizeof(NetHeader)), c.u64[4] = len;
-    if (int32_t r = user::kernel_call(kSysSafeCopyFrom, &c); r != kOk) {
-        g_tx_free[g_tx_nfree++] = slot;
-        return r;
+    c.u64[3] = reinterpret_cast<uint64_t>(g_batch), c.u64[4] = bytes;
+    if (int32_t r = user::kernel_call(kSysSafeCopyFrom, &c); r != kOk) return r;
+    reap_tx();
+    int32_t queued = 0;
+    uint64_t off = 0;
+    for (uint64_t i = 0; i < count && off + 2 <= bytes; ++i) {
+        uint16_t len;
+        memcpy(&len, g_batch + off, 2);
+        off += 2;
+        if (len < 14 || len > proto::kNetFrameMax || len > bytes - off) break;
+        if (g_tx_nfree == 0) {
+            ++g_tx_dropped;
+        } else {
+            uint16_t slot = g_tx_free[--g_tx_nfree];
+            uint8_t* buf = g_tx_slots + uint64_t{slot} * kSlot;
+            memset(buf, 0, sizeof(NetHeader));
+            memcpy(buf + sizeof(NetHeader), g_batch + off, len);
+            DriverBuffer b{g_tx_slots_pa + uint64_t{slot} * kSlot,
+                           static_cast<uint32_t>(sizeof(NetHeader) + len), false};
+            int32_t head = g_tx.add(&b, 1);
+            if (head < 0) {
+                g_tx_free[g_tx_nfree++] = slot;
+                ++g_tx_dropped;
+            } else {
+                g_tx_slot_of_head[head] = slot;
+                ++queued;
+            }
+        }
+        off += (len + 1u) & ~1u;
     }
-    DriverBuffer b{g_tx_slots_pa + uint64_t{slot} * kSlot,
-                   static_cast<uint32_t>(sizeof(NetHeader) + len), false};
-    int32_t head = g_tx.add(&b, 1);
-    if (head < 0) {
-        g_tx_free[g_tx_nfree++] = slot;
-        return proto::kEInetAgain;
-    }
-    g_tx_slot_of_head[head] = slot;
-    if (g_tx.publish()) g_dev.notify(kTxQueue);
-    ++g_tx_frames;
-    return kOk;
+    if (queued && g_tx.publish()) g_dev.notify(kTxQueue);
+    g_tx_frames += static_cast<uint64_t>(queued);
+    return queued;
 }
 
 // Hands INET the frames received so far (as many as fit its buffer): their count.

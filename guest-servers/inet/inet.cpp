@@ -12,6 +12,7 @@ extern "C" {
 #include <lwip/ip4_addr.h>
 #include <lwip/netif.h>
 #include <lwip/pbuf.h>
+#include <lwip/priv/tcp_priv.h>
 #include <lwip/raw.h>
 #include <lwip/tcp.h>
 #include <lwip/timeouts.h>
@@ -431,7 +432,9 @@ struct Nic {
     ip4_addr_t addr{}, mask{}, gw{};
 };
 Nic g_nic;
-alignas(16) uint8_t g_tx[2048];
+alignas(16) uint8_t g_tx[32 * 1024];  // frames queued for the driver, sent in one call
+size_t g_tx_used = 0;
+int g_tx_count = 0;
 alignas(16) uint8_t g_rx[64 * 1024];
 
 int64_t make_grant(Endpoint to, void* p, size_t n, uint64_t rights) {
@@ -457,19 +460,28 @@ void driver_gone() {
     if (g_nic.added) netif_set_link_down(&g_nic.nif);
 }
 
-err_t nic_output(netif*, pbuf* p) {
-    if (g_nic.driver == kNone || p->tot_len > sizeof g_tx) return ERR_IF;
-    pbuf_copy_partial(p, g_tx, p->tot_len, 0);
+// Hands the queued frames to the driver in one call (each frame a {u16 length, frame,
+// pad to 2} record): at the end of every event, and when the batch is full.
+void nic_flush() {
+    if (!g_tx_count) return;
     Message m{};
     m.m_type = kNetSend;
-    m.u64[0] = g_nic.tx_grant, m.u64[1] = p->tot_len;
-    int32_t r = user::sendrec(g_nic.driver, &m);
-    if (r != kOk) {
-        driver_gone();
-        return ERR_IF;
-    }
-    if (m.m_type == kOk) ++g_nic.tx_frames;
-    return ERR_OK;  // a full ring drops the frame, as a busy wire would
+    m.u64[0] = g_nic.tx_grant, m.u64[1] = g_tx_used, m.u64[2] = static_cast<uint64_t>(g_tx_count);
+    int32_t r = g_nic.driver == kNone ? kEDeadSrcDst : user::sendrec(g_nic.driver, &m);
+    g_tx_used = 0, g_tx_count = 0;
+    if (r != kOk) return driver_gone();
+    if (m.m_type > 0) g_nic.tx_frames += static_cast<uint64_t>(m.m_type);
+}
+
+err_t nic_output(netif*, pbuf* p) {
+    if (g_nic.driver == kNone || p->tot_len > kNetFrameMax) return ERR_IF;
+    if (g_tx_used + 2 + p->tot_len + 1 > sizeof g_tx) nic_flush();
+    uint16_t len = p->tot_len;
+    memcpy(g_tx + g_tx_used, &len, 2);
+    pbuf_copy_partial(p, g_tx + g_tx_used + 2, len, 0);
+    g_tx_used += 2 + ((len + 1u) & ~1u);
+    ++g_tx_count;
+    return ERR_OK;  // a full ring drops frames, as a busy wire would
 }
 
 err_t nic_init(netif* n) {
@@ -850,6 +862,17 @@ void expire_timeouts(uint64_t now) {
             finish(&s, kEInetTimedOut);
 }
 
+// No delayed ACKs: lwIP would hold an odd segment's ACK for its 250 ms timer, stalling a
+// sender whose window is full. INET handles frames in batches, so acknowledging at the
+// end of each event still coalesces ACKs.
+void flush_acks() {
+    for (tcp_pcb* p = tcp_active_pcbs; p; p = p->next)
+        if (p->flags & TF_ACK_DELAY) {
+            tcp_ack_now(p);
+            tcp_output(p);
+        }
+}
+
 uint64_t g_alarm_at = 0;
 uint64_t g_next_sweep = 0;
 constexpr uint64_t kSweepNs = 2000000000ull;
@@ -894,7 +917,9 @@ int main(const char* args) {
         }
         netif_poll_all();  // loopback traffic
         sys_check_timeouts();
+        flush_acks();
         netif_poll_all();
+        nic_flush();
         now = user::uptime_ns();
         expire_timeouts(now);
         if (now >= g_next_sweep) {

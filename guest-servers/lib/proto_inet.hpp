@@ -71,8 +71,9 @@ inline constexpr int32_t kEInetOpNotSupp = -95;
 // Frames move through grants INET makes for the driver.
 enum NetCall : int32_t {
     kNetInit = 0x700,  // -> 0; bytes[0..6) MAC, u64[1] link up (0/1), u64[2] MTU
-    kNetSend = 0x701,  // u64[0] grant (kGrantRead), u64[1] frame length -> 0 (queued), kEInetAgain
-                       // (transmit ring full: INET drops the frame), kEInval
+    kNetSend = 0x701,  // u64[0] grant (kGrantRead), u64[1] bytes, u64[2] frame count: the
+                       // frames as {u16 length, frame, pad to 2} records -> frames queued
+                       // (the rest were dropped: transmit ring full), kEInval
     kNetRecv = 0x702,  // u64[0] grant (kGrantWrite), u64[1] its size -> frames copied; the
                        // grant holds them as {u16 length, frame, pad to 2} records;
                        // u64[1] link up (0/1)
