@@ -270,7 +270,7 @@ int main(const char* args) {
     }
     if (g_state == kOk && !g_has_irq) {
         Message a{};
-        a.u64[0] = 1000000;  // poll every millisecond
+        a.u64[0] = 5000000;  // poll every 5 ms
         user::kernel_call(kSysSetAlarm, &a);
     }
     Message m{};
@@ -286,7 +286,7 @@ int main(const char* args) {
             } else if (m.m_source == kClock && g_state == kOk) {
                 interrupt();
                 Message a{};
-                a.u64[0] = 1000000;
+                a.u64[0] = 5000000;
                 user::kernel_call(kSysSetAlarm, &a);
             } else if (m.m_source == user::parent()) {
                 user::notify(m.m_source);  // RS's heartbeat

@@ -1,7 +1,9 @@
-// httpd [PORT]: a tiny HTTP/1.0 server (default port 80), one connection at a time. GET /
-// is a built-in page; GET /pattern/N is N bytes (at most 64 MiB) where byte i is
-// (i * 7 + i / 251) mod 256, for checking transfers byte for byte. (Files from the MFS
-// disk once the file system is in the guest.) Other paths: 404; other methods: 501.
+// httpd [PORT]: a tiny HTTP/1.0 server (default port 80), one connection at a time. GET
+// /PATH serves the file /PATH from the file system (VFS, the MFS disk); GET / is
+// /index.html, or a built-in page without one; GET /pattern/N is N bytes (at most 64 MiB)
+// where byte i is (i * 7 + i / 251) mod 256, for checking transfers byte for byte.
+// Missing files and directories: 404; paths with "..": 403; other methods: 501.
+#include "fs.hpp"
 #include "socket.hpp"
 
 using user::print;
@@ -42,6 +44,31 @@ size_t read_request(int fd, char* buf, size_t size) {
     return n;
 }
 
+const char* content_type(const char* path) {
+    const char* dot = nullptr;
+    for (const char* p = path; *p; ++p)
+        if (*p == '.') dot = p;
+    if (dot && (strcmp(dot, ".html") == 0 || strcmp(dot, ".htm") == 0)) return "text/html";
+    if (dot && strcmp(dot, ".txt") == 0) return "text/plain";
+    return "application/octet-stream";
+}
+
+// Sends the regular file at path with its header: false when there is none.
+bool send_file(int fd, const char* path) {
+    proto::FileStat st{};
+    if (sys::stat(path, &st) < 0 || sys::is_dir(st.mode)) return false;
+    int32_t f = sys::open(path, proto::kORdOnly);
+    if (f < 0) return false;
+    respond(fd, "200 OK", content_type(path), st.size);
+    static uint8_t buf[32768];
+    for (;;) {
+        int32_t n = sys::read(f, buf, sizeof buf);
+        if (n <= 0 || net::send_all(fd, buf, static_cast<size_t>(n)) < 0) break;
+    }
+    sys::close(f);
+    return true;
+}
+
 void serve(int fd) {
     static char req[1024];
     if (read_request(fd, req, sizeof req) == 0) return;
@@ -53,7 +80,7 @@ void serve(int fd) {
     for (size_t i = 0; i < sizeof path - 1 && req[4 + i] && req[4 + i] != ' '; ++i)
         path[i] = req[4 + i];
     print("httpd: GET %s\n", path);
-    if (strcmp(path, "/") == 0) {
+    if (strcmp(path, "/") == 0 && !send_file(fd, "/index.html")) {
         respond(fd, "200 OK", "text/html", sizeof kPage - 1);
         net::send_all(fd, kPage, sizeof kPage - 1);
         return;
@@ -73,6 +100,15 @@ void serve(int fd) {
         }
         return;
     }
+    if (strcmp(path, "/") == 0) return;  // (index.html was sent)
+    for (const char* p = path; *p; ++p)
+        if (p[0] == '.' && p[1] == '.') {
+            const char kForbidden[] = "forbidden\n";
+            respond(fd, "403 Forbidden", "text/plain", sizeof kForbidden - 1);
+            net::send_all(fd, kForbidden, sizeof kForbidden - 1);
+            return;
+        }
+    if (send_file(fd, path)) return;
     const char kMissing[] = "not found\n";
     respond(fd, "404 Not Found", "text/plain", sizeof kMissing - 1);
     net::send_all(fd, kMissing, sizeof kMissing - 1);

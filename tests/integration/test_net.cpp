@@ -4,7 +4,8 @@
 // two processes, UDP, refused and timed-out calls, per-owner sockets, ICMP echo through a
 // raw socket); the guest on QEMU's virtio-net-pci with user networking: it pings the
 // gateway, echoes through a TCP server on the host's loopback, and the host fetches a
-// file from its httpd through a host forward with curl, byte for byte.
+// file from its httpd (served from the MFS disk) through a host forward with curl, byte
+// for byte; killing the network driver in the middle of a TCP transfer.
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -230,7 +231,7 @@ protected:
 
     // QEMU running this image with a modern virtio-net-pci function on user networking
     // (guest 10.0.2.15/24, gateway and host 10.0.2.2), host port http -> guest port 80.
-    std::vector<std::string> qemu_user_net(uint16_t http) {
+    std::vector<std::string> qemu_user_net(uint16_t http, const fs::path& disk = {}) {
         std::string initrd;
         std::regex re("^path = \"([^\"]*)\"$");
         std::istringstream in(config_);
@@ -238,32 +239,39 @@ protected:
             std::smatch m;
             if (!std::regex_match(line, m, re)) continue;
             std::string module = m[1];
+            if (module.ends_with(".img")) continue;  // the [[disk]]
             if (module.ends_with("/inet")) module += " ip=10.0.2.15/24 gw=10.0.2.2";
             initrd += (initrd.empty() ? "" : ",") + module;
         }
-        return {qemu_.string(),
-                "-enable-kvm",
-                "-M",
-                "pc",
-                "-m",
-                "64",
-                "-kernel",
-                std::string(UKVM_GUEST_DIR) + "/guest-kernel/kernel.elf",
-                "-append",
-                "start=1",
-                "-initrd",
-                initrd,
-                "-display",
-                "none",
-                "-serial",
-                "stdio",
-                "-device",
-                "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                "-no-reboot",
-                "-netdev",
-                "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(http) + "-10.0.2.15:80",
-                "-device",
-                "virtio-net-pci,netdev=n0,disable-legacy=on"};
+        std::vector<std::string> argv = {
+            qemu_.string(),
+            "-enable-kvm",
+            "-M",
+            "pc",
+            "-m",
+            "64",
+            "-kernel",
+            std::string(UKVM_GUEST_DIR) + "/guest-kernel/kernel.elf",
+            "-append",
+            "start=1",
+            "-initrd",
+            initrd,
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-no-reboot",
+            "-netdev",
+            "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(http) + "-10.0.2.15:80",
+            "-device",
+            "virtio-net-pci,netdev=n0,disable-legacy=on"};
+        if (!disk.empty())
+            argv.insert(argv.end(),
+                        {"-drive", "file=" + disk.string() + ",if=none,id=d0,format=raw", "-device",
+                         "virtio-blk-pci,drive=d0,disable-legacy=on,addr=0x5"});
+        return argv;
     }
 
     std::string config_;
@@ -297,9 +305,20 @@ TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
     REQUIRE_KVM();
     const fs::path curl = ukvm::test::find_program("curl");
     if (qemu_.empty() || curl.empty()) GTEST_SKIP() << "qemu-system-x86_64 or curl is not in PATH";
+    // The guest's root file system holds the file httpd serves.
+    const fs::path root = dir_ / "root";
+    fs::create_directories(root / "www");
+    std::string data(300000, '\0');
+    uint32_t x = 12345;
+    for (char& c : data) x = x * 1103515245 + 12345, c = static_cast<char>(x >> 23);
+    std::ofstream(root / "www" / "data.bin", std::ios::binary) << data;
+    const fs::path disk = dir_ / "disk.img";
+    ProcessResult mk = run_process(
+        {UKVM_BINARY, "image", "create", disk.string(), "--size", "8M", "--from", root.string()});
+    ASSERT_EQ(mk.status, 0) << describe(mk);
     HostEchoServer echo;
     const uint16_t http = free_port();
-    Interactive g(qemu_user_net(http));
+    Interactive g(qemu_user_net(http, disk));
     ASSERT_TRUE(g.wait_for("minix# ", 60)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("inet: en0 on driver"));
     g.send("ping 10.0.2.2 2\n");
@@ -316,10 +335,12 @@ TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
     ProcessOptions o;
     o.timeout = std::chrono::seconds(60);
     ProcessResult c = run_process(
-        {curl.string(), "-sS", "--max-time", "50", "-o", body.string(), url + "/pattern/300000"},
-        o);
+        {curl.string(), "-sS", "--max-time", "50", "-o", body.string(), url + "/www/data.bin"}, o);
     EXPECT_EQ(c.status, 0) << describe(c) << g.output();
-    EXPECT_TRUE(read_file(body) == http_pattern(300000)) << "the body differs";
+    EXPECT_TRUE(read_file(body) == data) << "the file differs from the disk's";
+    c = run_process(
+        {curl.string(), "-sS", "--max-time", "50", "-o", body.string(), url + "/pattern/20000"}, o);
+    EXPECT_TRUE(read_file(body) == http_pattern(20000)) << "the pattern differs";
     c = run_process({curl.string(), "-sS", "--max-time", "20", url + "/"}, o);
     EXPECT_THAT(c.out, HasSubstr("Hello from a ukvm guest")) << describe(c);
     c = run_process({curl.string(), "-sS", "-o", "/dev/null", "-w", "%{http_code}", url + "/nope"},
