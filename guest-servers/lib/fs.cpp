@@ -9,19 +9,23 @@ namespace sys {
 namespace {
 
 Endpoint g_vfs = kNone;
+Endpoint g_mfs = kNone;
 
-// SENDREC to VFS with buf granted to it (u64[grant_at] = grant, u64[grant_at + 1] = len)
-// for the call; a restarted VFS is found again and asked once more.
-int32_t vfs(Message* m, const void* buf, uint64_t len, uint64_t rights, int grant_at) {
+// SENDREC to VFS with buf granted (to VFS, or to MFS for file data) for the call (u64[grant_at]
+// = grant, u64[grant_at + 1] = len); a restarted VFS or MFS is found again and asked once more.
+int32_t vfs(Message* m, const void* buf, uint64_t len, uint64_t rights, int grant_at,
+            bool for_mfs = false) {
     Message request = *m;
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (g_vfs == kNone) g_vfs = ds_lookup("vfs");
-        if (g_vfs == kNone) return proto::kENoDev;
+        if (for_mfs && g_mfs == kNone) g_mfs = ds_lookup("mfs");
+        if (g_vfs == kNone || (for_mfs && g_mfs == kNone)) return proto::kENoDev;
         *m = request;
         int32_t id = -1;
         if (buf) {
             Message g{};
-            g.u64[0] = static_cast<uint64_t>(g_vfs), g.u64[1] = reinterpret_cast<uint64_t>(buf);
+            g.u64[0] = static_cast<uint64_t>(for_mfs ? g_mfs : g_vfs);
+            g.u64[1] = reinterpret_cast<uint64_t>(buf);
             g.u64[2] = len, g.u64[3] = rights;
             int32_t r = user::kernel_call(kSysGrantCreate, &g);
             if (r != kOk) return r;
@@ -37,6 +41,11 @@ int32_t vfs(Message* m, const void* buf, uint64_t len, uint64_t rights, int gran
         }
         if (r == kEDeadSrcDst || r == kEBadSrcDst) {
             g_vfs = kNone;
+            continue;
+        }
+        // A grant for an MFS that has been restarted since: MFS may not use it.
+        if (for_mfs && r == kOk && m->m_type == kEPerm && attempt == 0) {
+            g_mfs = kNone;
             continue;
         }
         return r != kOk ? r : m->m_type;
@@ -75,14 +84,14 @@ int32_t read(int32_t fd, void* buf, size_t n) {
     Message m{};
     m.m_type = proto::kVfsRead;
     m.i64[0] = fd;
-    return vfs(&m, buf, n, kGrantWrite, 1);
+    return vfs(&m, buf, n, kGrantWrite, 1, true);
 }
 
 int32_t write(int32_t fd, const void* buf, size_t n) {
     Message m{};
     m.m_type = proto::kVfsWrite;
     m.i64[0] = fd;
-    return vfs(&m, buf, n, kGrantRead, 1);
+    return vfs(&m, buf, n, kGrantRead, 1, true);
 }
 
 int64_t lseek(int32_t fd, int64_t offset, int whence) {

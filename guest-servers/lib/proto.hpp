@@ -102,8 +102,9 @@ inline constexpr uint64_t kPciBarPrefetch = 4;  // prefetchable memory
 enum VfsCall : int32_t {
     kVfsOpen = 0x700,       // path, u64[2] kO* flags, u64[3] permissions -> fd
     kVfsClose = 0x701,      // fd -> 0
-    kVfsRead = 0x702,       // fd, grant, length -> bytes (0 at the end)
-    kVfsWrite = 0x703,      // fd, grant, length -> bytes
+    kVfsRead = 0x702,       // fd, grant, length -> bytes (0 at the end); the grant is
+                            // made for MFS ("mfs" in DS), which copies straight from or
+    kVfsWrite = 0x703,      // into it: one copy of the data, not two. fd, grant, length -> bytes
     kVfsLseek = 0x704,      // fd, i64[1] offset, i64[2] whence (0 set, 1 cur, 2 end) -> 0;
                             // i64[0] the new offset
     kVfsStat = 0x705,       // path -> 0; FileStat in bytes
@@ -169,7 +170,8 @@ enum MfsCall : int32_t {
     kMfsRmdir = 0x784,     // path -> 0
     kMfsRename = 0x785,    // path "old\0new" -> 0
     kMfsStat = 0x786,      // u64[0] inode -> 0; FileStat
-    kMfsRead = 0x787,      // u64[0] inode, u64[1] offset, u64[2] length, u64[3] grant -> bytes
+    kMfsRead = 0x787,      // u64[0] inode, u64[1] offset, u64[2] length, u64[3] grant, i64[5]
+                           // its granter (a user's grant for MFS; 0: VFS's own) -> bytes
     kMfsWrite = 0x788,     // the same, u64[4] 1: append (at the end) -> bytes; u64[0] the
                            // offset after the last byte written
     kMfsTruncate = 0x789,  // u64[0] inode, u64[1] size -> 0

@@ -99,6 +99,13 @@ uint32_t seed_of(int i) {
 }
 
 void write_tree() {
+    // Users reach MFS only through VFS.
+    ukvm::kernel::Message m{};
+    m.m_type = proto::kMfsStat;
+    m.u64[0] = 1;
+    ukvm::kernel::Endpoint mfs = sys::ds_lookup("mfs");
+    int32_t direct = mfs == ukvm::kernel::kNone ? -3 : user::sendrec(mfs, &m);
+    check(direct == 0 && m.m_type == ukvm::kernel::kEPerm, "MFS refuses a user", "mfs", m.m_type);
     const char* dirs[] = {"/t", "/t/d1", "/t/d1/d2"};
     for (const char* d : dirs) {
         int32_t r = sys::mkdir(d);

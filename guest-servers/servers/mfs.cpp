@@ -118,9 +118,15 @@ void put_stat(Message& m, uint32_t ino) {
     if (r < 0) m.m_type = r;
 }
 
+// Whose grant u64[3] is: a user's (i64[5], passed on by VFS) or VFS's own.
+Endpoint granter(const Message& m) {
+    return m.i64[5] ? static_cast<Endpoint>(m.i64[5]) : m.m_source;
+}
+
 int32_t do_read(Message& m) {
     auto ino = static_cast<uint32_t>(m.u64[0]);
     uint64_t offset = m.u64[1], len = m.u64[2], grant = m.u64[3];
+    Endpoint owner = granter(m);
     uint64_t done = 0;
     while (done < len) {
         uint64_t n = len - done > sizeof g_data ? sizeof g_data : len - done;
@@ -129,8 +135,8 @@ int32_t do_read(Message& m) {
             g_fs.read(ino, static_cast<uint32_t>(offset + done), g_data, static_cast<uint32_t>(n));
         if (r < 0) return done ? static_cast<int32_t>(done) : r;
         if (r == 0) break;
-        int32_t c = copy_to(m.m_source, grant, done, g_data, static_cast<uint64_t>(r));
-        if (c != kOk) return c;
+        int32_t c = copy_to(owner, grant, done, g_data, static_cast<uint64_t>(r));
+        if (c != kOk) return done ? static_cast<int32_t>(done) : c;
         done += static_cast<uint64_t>(r);
         if (static_cast<uint64_t>(r) < n) break;
     }
@@ -140,6 +146,7 @@ int32_t do_read(Message& m) {
 int32_t do_write(Message& m) {
     auto ino = static_cast<uint32_t>(m.u64[0]);
     uint64_t offset = m.u64[1], len = m.u64[2], grant = m.u64[3];
+    Endpoint owner = granter(m);
     if (m.u64[4] & 1) {
         mfs::Stat st{};
         int r = g_fs.stat(ino, &st);
@@ -154,7 +161,7 @@ int32_t do_write(Message& m) {
             err = proto::kEFBig;
             break;
         }
-        int32_t c = copy_from(m.m_source, grant, done, g_data, n);
+        int32_t c = copy_from(owner, grant, done, g_data, n);
         if (c != kOk) {
             err = c;
             break;

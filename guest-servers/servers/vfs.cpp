@@ -195,51 +195,34 @@ int32_t do_close(Message& m) {
     return 0;
 }
 
+// Reads and writes: MFS copies straight between its cache and the caller's grant (made
+// for MFS), VFS only checks the descriptor and keeps the offset.
 int32_t do_read(Message& m) {
     Filp* f = filp_of(m.m_source, m.i64[0]);
     if (!f || (f->flags & proto::kOAccMode) == proto::kOWrOnly) return proto::kEBadF;
     if (is_dir(f->mode)) return proto::kEIsDir;
-    Endpoint caller = m.m_source;
-    uint64_t grant_id = m.u64[1], len = m.u64[2], done = 0;
-    if (len > 0x7fffffff) len = 0x7fffffff;
-    while (done < len) {
-        uint64_t n = len - done > kChunk ? kChunk : len - done;
-        Message q{};
-        q.m_type = proto::kMfsRead;
-        q.u64[0] = f->ino, q.u64[1] = f->offset, q.u64[2] = n;
-        int32_t r = mfs(&q, 0, true);
-        if (r < 0) return done ? static_cast<int32_t>(done) : r;
-        if (r == 0) break;
-        int32_t c = copy_to(caller, grant_id, done, g_data, static_cast<uint64_t>(r));
-        if (c < 0) return done ? static_cast<int32_t>(done) : c;
-        done += static_cast<uint64_t>(r);
-        f->offset += static_cast<uint64_t>(r);
-        if (static_cast<uint64_t>(r) < n) break;
-    }
-    return static_cast<int32_t>(done);
+    Message q{};
+    q.m_type = proto::kMfsRead;
+    q.u64[0] = f->ino, q.u64[1] = f->offset,
+    q.u64[2] = m.u64[2] > 0x7fffffff ? 0x7fffffff : m.u64[2];
+    q.u64[3] = m.u64[1], q.i64[5] = m.m_source;
+    int32_t r = mfs(&q, 0, false);
+    if (r > 0) f->offset += static_cast<uint64_t>(r);
+    return r;
 }
 
 int32_t do_write(Message& m) {
     Filp* f = filp_of(m.m_source, m.i64[0]);
     if (!f || (f->flags & proto::kOAccMode) == proto::kORdOnly) return proto::kEBadF;
-    Endpoint caller = m.m_source;
-    uint64_t grant_id = m.u64[1], len = m.u64[2], done = 0;
-    if (len > 0x7fffffff) len = 0x7fffffff;
-    while (done < len) {
-        uint64_t n = len - done > kChunk ? kChunk : len - done;
-        int32_t c = copy_from(caller, grant_id, done, g_data, n);
-        if (c < 0) return done ? static_cast<int32_t>(done) : c;
-        Message q{};
-        q.m_type = proto::kMfsWrite;
-        q.u64[0] = f->ino, q.u64[1] = f->offset, q.u64[2] = n;
-        q.u64[4] = (f->flags & proto::kOAppend) ? 1 : 0;
-        int32_t r = mfs(&q, 0, true);
-        if (r < 0) return done ? static_cast<int32_t>(done) : r;
-        done += static_cast<uint64_t>(r);
-        f->offset = q.u64[0];
-        if (static_cast<uint64_t>(r) < n) break;
-    }
-    return static_cast<int32_t>(done);
+    Message q{};
+    q.m_type = proto::kMfsWrite;
+    q.u64[0] = f->ino, q.u64[1] = f->offset,
+    q.u64[2] = m.u64[2] > 0x7fffffff ? 0x7fffffff : m.u64[2];
+    q.u64[3] = m.u64[1], q.i64[5] = m.m_source;
+    q.u64[4] = (f->flags & proto::kOAppend) ? 1 : 0;
+    int32_t r = mfs(&q, 0, false);
+    if (r > 0 || (f->flags & proto::kOAppend)) f->offset = q.u64[0];
+    return r;
 }
 
 int32_t do_lseek(Message& m) {
