@@ -6,6 +6,7 @@
 //   fstest fsync    /synced written and fsynced, /unsynced written, then waits to be killed
 //   fstest sum PATH size and FNV-1a hash of a file (the host compares with its own)
 //   fstest kill     write, while a child has the disk driver (vblk) killed mid-way
+//   fstest hostile  bad descriptors, grants, lengths, paths and calls: each an error
 //   fstest bench    4 MiB written (64 KiB writes), synced, read back: the rates
 // Each prints "fstest: ok ..." or "fstest: FAIL ..." lines and exits with the failures.
 #include "fs.hpp"
@@ -213,6 +214,109 @@ void write_while_killing_the_driver() {
     check(r == child && st.detail == 0, "the child killed the driver", "", r);
 }
 
+// A raw request to VFS, with `buf` granted to `grantee` (kNone: no grant) at u64[at].
+int32_t raw(int32_t call, int64_t a0, ukvm::kernel::Endpoint grantee, const void* buf,
+            uint64_t grant_len, uint64_t len, int at, ukvm::kernel::Message* out = nullptr) {
+    using namespace ukvm::kernel;
+    Message m{};
+    m.m_type = call;
+    m.i64[0] = a0;
+    int32_t id = -1;
+    if (grantee != kNone) {
+        Message g{};
+        g.u64[0] = static_cast<uint64_t>(grantee), g.u64[1] = reinterpret_cast<uint64_t>(buf);
+        g.u64[2] = grant_len, g.u64[3] = kGrantRead | kGrantWrite;
+        if (user::kernel_call(kSysGrantCreate, &g) != kOk) return -9999;
+        id = static_cast<int32_t>(g.u64[0]);
+    }
+    m.u64[at] = id >= 0 ? static_cast<uint64_t>(id) : 77;  // 77: no such grant
+    m.u64[at + 1] = len;
+    int32_t r = user::sendrec(sys::ds_lookup("vfs"), &m);
+    if (id >= 0) {
+        Message g{};
+        g.u64[0] = static_cast<uint64_t>(id);
+        user::kernel_call(kSysGrantRevoke, &g);
+    }
+    if (out) *out = m;
+    return r != kOk ? r : m.m_type;
+}
+
+void hostile() {
+    using namespace ukvm::kernel;
+    Endpoint vfs = sys::ds_lookup("vfs"), mfs = sys::ds_lookup("mfs");
+    static char buf[512];
+    int32_t r;
+    const int64_t bad_fds[] = {-1, 16, 1000, int64_t{1} << 40, 5};
+    for (int64_t fd : bad_fds) {
+        check(sys::read(static_cast<int32_t>(fd), buf, 10) == proto::kEBadF, "read bad fd", "", fd);
+        check(raw(proto::kVfsClose, fd, kNone, nullptr, 0, 0, 1) == proto::kEBadF, "close bad fd",
+              "", fd);
+    }
+    check(sys::open("/", 3) == kEInval, "access mode 3", "/", 0);
+    check(sys::open("/", proto::kORdWr) == proto::kEIsDir, "a directory for writing", "/", 0);
+    // Paths: empty, too long, not granted, a NUL inside, granted to someone else.
+    static char t[4] = "/t";  // (granted read and write: not in read-only data)
+    r = raw(proto::kVfsStat, 0, vfs, t, 1, 0, 0);
+    check(r == proto::kENoEnt, "empty path", "", r);
+    check(raw(proto::kVfsStat, 0, vfs, buf, sizeof buf, 300, 0) == proto::kENameTooLong,
+          "path too long", "", 0);
+    r = raw(proto::kVfsStat, 0, kNone, nullptr, 0, 5, 0);
+    check(r == kEFault, "path not granted", "", r);
+    memcpy(buf, "/a\0b", 4);
+    r = raw(proto::kVfsStat, 0, vfs, buf, 4, 4, 0);
+    check(r == kEInval, "NUL in a path", "", r);
+    r = raw(proto::kVfsStat, 0, mfs, t, 2, 2, 0);
+    check(r == kEFault, "path granted to MFS, not VFS", "", r);
+    r = raw(proto::kVfsStat, 0, vfs, t, 2, 50, 0);
+    check(r == kEFault, "length past the grant", "", r);
+    // Data: a grant that does not exist, one too short, one for VFS instead of MFS.
+    int32_t fd = sys::open("/hostile", proto::kORdWr | proto::kOCreat | proto::kOTrunc, 0644);
+    check(fd >= 0, "open", "/hostile", fd);
+    check(sys::write(fd, "0123456789", 10) == 10, "write", "/hostile", 0);
+    sys::lseek(fd, 0, 0);
+    r = raw(proto::kVfsRead, fd, kNone, nullptr, 0, 10, 1);
+    check(r < 0, "read into no grant", "", r);
+    r = raw(proto::kVfsRead, fd, mfs, buf, 4, 10, 1);
+    check(r == 4 || r < 0, "read past a short grant", "", r);
+    r = raw(proto::kVfsWrite, fd, vfs, buf, 10, 10, 1);
+    check(r < 0, "write from a grant MFS may not use", "", r);
+    r = raw(proto::kVfsRead, fd, mfs, buf, 10, uint64_t{1} << 62, 1);
+    check(r <= 10, "a huge length", "", r);
+    // Offsets and whence.
+    check(sys::lseek(fd, -5, 0) == kEInval, "negative offset", "", 0);
+    check(sys::lseek(fd, 0, 7) == kEInval, "whence 7", "", 0);
+    check(sys::lseek(fd, int64_t{1} << 40, 0) == kEInval, "offset past 2 GiB", "", 0);
+    check(sys::getdents(fd, reinterpret_cast<proto::Dirent*>(buf), sizeof buf) == proto::kENotDir,
+          "getdents on a file", "", 0);
+    int32_t dir = sys::open("/", proto::kORdOnly | proto::kODirectory);
+    check(sys::getdents(dir, reinterpret_cast<proto::Dirent*>(buf), 10) == kEInval,
+          "getdents into 10 bytes", "", 0);
+    check(sys::write(dir, "x", 1) == proto::kEBadF, "write to a directory", "", 0);
+    sys::close(dir);
+    check(sys::open("/hostile", proto::kORdOnly | proto::kODirectory) == proto::kENotDir,
+          "O_DIRECTORY on a file", "", 0);
+    // PM's calls and unknown ones.
+    check(raw(proto::kVfsExit, user::self(), kNone, nullptr, 0, 0, 1) == kEPerm, "exit from a user",
+          "", 0);
+    check(raw(proto::kVfsFork, user::self(), kNone, nullptr, 0, 0, 2) == kEPerm, "fork from a user",
+          "", 0);
+    check(raw(0x7ff, 0, kNone, nullptr, 0, 0, 1) == kENoSys, "an unknown call", "", 0);
+    // Descriptors run out at 16, and come back.
+    int32_t fds[20];
+    int n = 0;
+    for (; n < 20; ++n)
+        if ((fds[n] = sys::open("/hostile", proto::kORdOnly)) < 0) break;
+    check(n == 15 && fds[n] == proto::kEMFile, "the 16th descriptor is the last", "", n);
+    for (int i = 0; i < n; ++i) sys::close(fds[i]);
+    // Still working.
+    sys::lseek(fd, 0, 0);
+    memset(buf, 0, 16);
+    check(sys::read(fd, buf, 16) == 10 && memcmp(buf, "0123456789", 10) == 0, "read back", "", 0);
+    sys::close(fd);
+    check(sys::unlink("/hostile") == 0, "unlink", "/hostile", 0);
+    print("fstest: ok hostile requests refused\n");
+}
+
 void bench() {
     constexpr uint32_t kTotal = 4 << 20;
     static uint8_t chunk[64 * 1024];
@@ -269,6 +373,8 @@ int main(const char* args) {
         read_only();
     else if (strcmp(args, "fsync") == 0)
         fsync_then_wait();
+    else if (strcmp(args, "hostile") == 0)
+        hostile();
     else if (strcmp(args, "kill") == 0)
         write_while_killing_the_driver();
     else if (strcmp(args, "bench") == 0)
@@ -276,6 +382,6 @@ int main(const char* args) {
     else if (strncmp(args, "sum ", 4) == 0)
         sum(args + 4);
     else
-        print("usage: fstest write|verify|ro|fsync|kill|bench|sum PATH\n");
+        print("usage: fstest write|verify|ro|fsync|kill|hostile|bench|sum PATH\n");
     return g_failures;
 }

@@ -179,6 +179,19 @@ TEST_F(FsBoot, KillingTheDiskDriverMidWriteLosesNothing) {
         EXPECT_TRUE(read_text(out / f.path) == pattern(f.size, f.seed)) << f.path;
 }
 
+TEST_F(FsBoot, HostileRequestsAreRefused) {
+    create_image();
+    ProcessResult r = run_ukvm("fstest hostile\nfstest write\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("fstest: ok hostile requests refused")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("fstest: ok wrote 12 files")) << describe(r);  // still works
+    EXPECT_THAT(r.out, Not(HasSubstr("FAIL"))) << describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("rs: vfs"))) << describe(r);  // no server died
+    EXPECT_THAT(r.out, Not(HasSubstr("rs: mfs"))) << describe(r);
+    expect_fsck_clean();
+}
+
 TEST_F(FsBoot, ShellFileCommands) {
     create_image();
     ProcessResult r = run_ukvm(
