@@ -292,6 +292,22 @@ std::string blkbench_output(const std::vector<std::string>& argv, int mib,
     return s.out;
 }
 
+// `fstest bench` (guest-servers/programs/fstest.cpp) in the microkernel system, whose argv
+// gives it a MINIX v3 disk: 4 MiB written + fsynced and read back through VFS and MFS, and
+// a cached file read; the console output, which holds its "bench: fs_..." line.
+std::string fsbench_output(const std::vector<std::string>& argv, const std::string& what) {
+    Child child(argv, std::chrono::seconds(900));
+    if (!child.wait_for("minix# ")) {
+        Sample s = child.finish();
+        throw std::runtime_error(what + " never showed the shell prompt: " + s.out + s.err);
+    }
+    child.send("fstest bench\npoweroff\n");
+    Sample s = child.finish();
+    if (s.out.find("bench: fs_write_kibps=") == std::string::npos)
+        throw std::runtime_error(what + ": fstest bench gave no figures: " + s.out + s.err);
+    return s.out;
+}
+
 // The host's own read bandwidth on the image file (64 KiB preads, page cache warm; the best
 // of three passes), in MiB/s: the ceiling for a guest reading the same file.
 double host_read_mibps(const fs::path& image) {
@@ -355,7 +371,7 @@ int main(int argc, char** argv) {
     std::string ukvm = UKVM_BINARY, floor = KVM_FLOOR_BINARY, guests = UKVM_GUEST_DIR;
     std::string qemu = "qemu-system-x86_64";
     int rounds = 10, qemu_rounds = 3, hypercalls = 20000, idle_seconds = 10, blk_mib = 8;
-    int blk_rounds = 3;
+    int blk_rounds = 3, fs_rounds = 3;
     std::string source = UKVM_SOURCE_DIR;
     app.add_option("--ukvm", ukvm, "ukvm binary")->capture_default_str();
     app.add_option("--floor", floor, "minimal KVM program")->capture_default_str();
@@ -381,6 +397,10 @@ int main(int argc, char** argv) {
                    "MiB blkbench moves sequentially each way (0 skips the block figures)")
         ->capture_default_str()
         ->check(CLI::Range(0, 64));
+    app.add_option("--fs-rounds", fs_rounds,
+                   "fstest bench runs on each VMM (medians; 0 skips the file system figures)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 20));
     app.add_option("--source", source, "source tree (configs/minix.toml, configs/ipc-test.toml)")
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
@@ -575,6 +595,48 @@ int main(int argc, char** argv) {
                 fmt::print(stderr, "ukvm-bench: block figures skipped: {}\n", e.what());
             }
 
+        // The file system inside the guest (fstest bench through VFS, MFS and vblk0) on a
+        // fresh 32 MiB MINIX v3 image, ukvm against QEMU on the same image.
+        std::vector<Row> fs_rows;
+        if (fs_rounds > 0) try {
+                const auto sys = system_image(fs::path(source) / "configs/minix.toml", dir);
+                const fs::path image = dir / "fsbench.img";
+                Child mk({ukvm, "image", "create", image.string(), "--size", "32M"},
+                         std::chrono::seconds(60));
+                expect_ok(mk.finish(), "ukvm image create");
+                std::ofstream(sys.toml, std::ios::app)
+                    << "[[disk]]\npath = \"" << image.string() << "\"\n";
+                std::vector<std::string> u, q;
+                auto qargv = qemu_argv(qemu, sys.config);
+                qargv.insert(qargv.end(), {"-nic", "none", "-drive",
+                                           "file=" + image.string() + ",if=none,id=d0,format=raw",
+                                           "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"});
+                for (int i = 0; i < fs_rounds; ++i) {
+                    u.push_back(fsbench_output({ukvm, "run", sys.toml}, "ukvm fstest bench"));
+                    if (!qemu.empty()) q.push_back(fsbench_output(qargv, "QEMU fstest bench"));
+                }
+                auto med = [](const std::vector<std::string>& outs, const char* key) {
+                    std::vector<double> v;
+                    for (const auto& o : outs)
+                        if (auto f = field(o, key)) v.push_back(*f);
+                    return v.empty() ? -1.0 : median(v);
+                };
+                const std::pair<const char*, const char*> metrics[] = {
+                    {"fs_write_kibps", "4 MiB file write (64 KiB calls) + fsync"},
+                    {"fs_read_kibps", "4 MiB file read back (64 KiB calls)"},
+                    {"fs_cached_read_kibps", "256 KiB file read from MFS's cache"}};
+                for (const auto& [key, what] : metrics) {
+                    const double a = med(u, key), b = med(q, key);
+                    const bool peer = b >= 0;
+                    fs_rows.push_back({what, a >= 0 ? fmt::format("{:.3g} MiB/s", a / 1024) : "n/a",
+                                       peer ? "QEMU -M pc, same image" : "",
+                                       peer ? fmt::format("{:.3g} MiB/s", b / 1024) : "",
+                                       a >= 0 && peer ? ratio(a, b) : ""});
+                }
+            } catch (const std::exception& e) {
+                fmt::print(stderr, "ukvm-bench: file system figures skipped: {}\n", e.what());
+            }
+
         fmt::print(
             "ukvm-bench: {} ukvm/floor rounds, {} QEMU rounds, {} hypercalls per loop; medians\n\n",
             rounds, qemu.empty() ? 0 : qemu_rounds, hypercalls);
@@ -599,6 +661,17 @@ int main(int argc, char** argv) {
             fmt::print(
                 "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
             for (const auto& r : blk_rows)
+                fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
+                           r.ratio);
+        }
+        if (!fs_rows.empty()) {
+            fmt::print(
+                "\nFiles in the guest (fstest bench through VFS, MFS and vblk0; medians of {} runs "
+                "each):\n\n",
+                fs_rounds);
+            fmt::print(
+                "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
+            for (const auto& r : fs_rows)
                 fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
                            r.ratio);
         }
