@@ -2,13 +2,17 @@
 // a user's mistake is reported once, with the file, line, column and key it is about.
 #include "vmm/config.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <string_view>
@@ -126,12 +130,6 @@ public:
         reject_unknown_keys(
             root_, "",
             {"name", "memory", "vcpus", "kernel", "cmdline", "module", "console", "disk", "net"});
-        for (std::string_view reserved : {"net"}) {
-            if (const toml::node* n = root_.get(reserved)) {
-                fail(*n, reserved,
-                     "[[" + std::string(reserved) + "]] devices are not supported yet");
-            }
-        }
 
         GuestConfig config;
         config.source = fs::absolute(file_).lexically_normal();
@@ -145,6 +143,9 @@ public:
         if (const toml::node* n = root_.get("module")) config.modules = read_modules(*n);
         if (const toml::node* n = root_.get("console")) config.console = read_console(*n);
         if (const toml::node* n = root_.get("disk")) config.disks = read_disks(*n);
+        if (const toml::node* n = root_.get("net")) {
+            config.nets = read_nets(*n, config.name, config.disks.size());
+        }
         return config;
     }
 
@@ -415,6 +416,188 @@ private:
         return s;
     }
 
+    std::vector<NetConfig> read_nets(const toml::node& n, const std::string& guest,
+                                     std::size_t disks) const {
+        const auto* array = n.as_array();
+        if (array == nullptr) wrong_type(n, "net", "an array of tables ([[net]])");
+        if (disks + array->size() > kMaxVirtioDevices) {
+            fail(n, "net",
+                 std::to_string(disks) + " disks and " + std::to_string(array->size()) +
+                     " NICs given, the limit is " + std::to_string(kMaxVirtioDevices) +
+                     " virtio devices together");
+        }
+        std::vector<NetConfig> nets;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const std::string key = "net[" + std::to_string(i) + "]";
+            const toml::table& table = read_table(*array->get(i), key);
+            reject_unknown_keys(
+                table, key,
+                {"backend", "mac", "ifname", "bridge", "switch", "switch_dir", "hostfwd"});
+            NetConfig net;
+            net.backend = read_choice<NetBackendKind>(require(table, "backend", key + ".backend"),
+                                                      key + ".backend",
+                                                      {{"tap", NetBackendKind::Tap},
+                                                       {"switch", NetBackendKind::Switch},
+                                                       {"user", NetBackendKind::User}});
+            net.mac = derived_mac(guest, i);
+            if (const toml::node* mac = table.get("mac")) {
+                net.mac = read_mac(*mac, key + ".mac");
+                for (std::size_t j = 0; j < nets.size(); ++j) {
+                    if (nets[j].mac == net.mac) {
+                        fail(*mac, key + ".mac", "is also net[" + std::to_string(j) + "]'s MAC");
+                    }
+                }
+            }
+            // Each backend's own keys; another backend's key is a mistake worth naming.
+            auto only_for = [&](std::string_view name, NetBackendKind kind, std::string_view b) {
+                const toml::node* v = table.get(name);
+                if (v != nullptr && net.backend != kind) {
+                    fail(*v, key + "." + std::string(name),
+                         "only allowed with backend = \"" + std::string(b) + "\"");
+                }
+                return v;
+            };
+            if (const toml::node* v = only_for("ifname", NetBackendKind::Tap, "tap")) {
+                net.ifname = read_ifname(*v, key + ".ifname");
+            }
+            if (const toml::node* v = only_for("bridge", NetBackendKind::Tap, "tap")) {
+                const std::string bkey = key + ".bridge";
+                net.bridge = read_ifname(*v, bkey);
+                if (::if_nametoindex(net.bridge.c_str()) == 0) {
+                    fail(*v, bkey, "there is no network interface '" + net.bridge + "'");
+                }
+            }
+            const toml::node* sw = only_for("switch", NetBackendKind::Switch, "switch");
+            if (net.backend == NetBackendKind::Switch) {
+                const std::string skey = key + ".switch";
+                if (sw == nullptr) fail(table, skey, "required with backend = \"switch\"");
+                net.switch_name = read_switch_name(*sw, skey);
+            }
+            if (const toml::node* v = only_for("switch_dir", NetBackendKind::Switch, "switch")) {
+                net.switch_dir = read_path(*v, key + ".switch_dir");
+            }
+            if (const toml::node* v = only_for("hostfwd", NetBackendKind::User, "user")) {
+                net.hostfwd = read_hostfwds(*v, key + ".hostfwd");
+            }
+            nets.push_back(std::move(net));
+        }
+        return nets;
+    }
+
+    MacAddress read_mac(const toml::node& n, const std::string& key) const {
+        const std::string& s = read_string(n, key);
+        MacAddress mac{};
+        unsigned bytes[6];
+        char tail = 0;
+        if (s.size() != 17 ||
+            std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &bytes[0], &bytes[1], &bytes[2],
+                        &bytes[3], &bytes[4], &bytes[5], &tail) != 6) {
+            fail(n, key, "expected a MAC address like \"52:54:00:12:34:56\", got \"" + s + "\"");
+        }
+        for (int i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(bytes[i]);
+        if (mac[0] & 1) fail(n, key, "\"" + s + "\" is a multicast address; a NIC needs unicast");
+        if (mac == MacAddress{}) fail(n, key, "the all-zero MAC address is not usable");
+        return mac;
+    }
+
+    // A Linux interface name: 1..15 bytes, no '/', ':' or whitespace.
+    std::string read_ifname(const toml::node& n, const std::string& key) const {
+        const std::string& s = read_string(n, key);
+        if (s.empty() || s.size() >= IFNAMSIZ) {
+            fail(n, key, "an interface name has 1 to " + std::to_string(IFNAMSIZ - 1) + " bytes");
+        }
+        if (s == "." || s == "..") fail(n, key, "'" + s + "' is not an interface name");
+        for (char c : s) {
+            if (c <= 0x20 || c >= 0x7f || c == '/' || c == ':') {
+                fail(n, key, "an interface name has no '/', ':', spaces or control characters");
+            }
+        }
+        return s;
+    }
+
+    std::string read_switch_name(const toml::node& n, const std::string& key) const {
+        const std::string& s = read_string(n, key);
+        if (s.empty() || s.size() > 32) fail(n, key, "a switch name has 1 to 32 characters");
+        if (s == "." || s == "..") fail(n, key, "'" + s + "' is not a switch name");
+        for (char c : s) {
+            const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+            if (!ok) fail(n, key, "a switch name uses only A-Z a-z 0-9 _ . -");
+        }
+        return s;
+    }
+
+    std::vector<HostForward> read_hostfwds(const toml::node& n, const std::string& key) const {
+        std::vector<HostForward> out;
+        if (n.is_string()) {
+            out.push_back(read_hostfwd(n, key));
+        } else if (const auto* array = n.as_array()) {
+            for (std::size_t i = 0; i < array->size(); ++i) {
+                out.push_back(read_hostfwd(*array->get(i), key + "[" + std::to_string(i) + "]"));
+            }
+        } else {
+            wrong_type(n, key, "a string or an array of strings");
+        }
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            for (std::size_t j = 0; j < i; ++j) {
+                if (out[i].udp == out[j].udp && out[i].host_port == out[j].host_port &&
+                    out[i].host_addr == out[j].host_addr) {
+                    fail(n, key,
+                         "\"" + out[i].text + "\" uses the host port of \"" + out[j].text +
+                             "\" again");
+                }
+            }
+        }
+        return out;
+    }
+
+    // "tcp:8080-:80", "udp:127.0.0.1:5353-10.0.2.15:53", "tcp::8080-:80" (QEMU's spelling).
+    HostForward read_hostfwd(const toml::node& n, const std::string& key) const {
+        const std::string& s = read_string(n, key);
+        const std::string form =
+            "expected \"tcp|udp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT\" (e.g. "
+            "\"tcp:8080-:80\"), got \"" +
+            s + "\"";
+        HostForward f;
+        f.text = s;
+        std::string rest;
+        if (s.starts_with("tcp:")) {
+            rest = s.substr(4);
+        } else if (s.starts_with("udp:")) {
+            f.udp = true;
+            rest = s.substr(4);
+        } else {
+            fail(n, key, form);
+        }
+        const std::size_t dash = rest.find('-');
+        if (dash == std::string::npos) fail(n, key, form);
+        auto split = [&](const std::string& part, std::uint32_t& addr, std::uint16_t& port,
+                         const char* which) {
+            std::string a, p = part;
+            if (const std::size_t colon = part.rfind(':'); colon != std::string::npos) {
+                a = part.substr(0, colon);
+                p = part.substr(colon + 1);
+            }
+            if (!a.empty()) {
+                in_addr in{};
+                if (::inet_pton(AF_INET, a.c_str(), &in) != 1) {
+                    fail(n, key,
+                         std::string(which) + " address '" + a + "' is not an IPv4 address");
+                }
+                addr = ntohl(in.s_addr);
+            }
+            char* end = nullptr;
+            const long v = p.empty() ? 0 : std::strtol(p.c_str(), &end, 10);
+            if (p.empty() || *end != '\0' || v < 1 || v > 65535) {
+                fail(n, key, std::string(which) + " port '" + p + "' is not a port (1..65535)");
+            }
+            port = static_cast<std::uint16_t>(v);
+        };
+        split(rest.substr(0, dash), f.host_addr, f.host_port, "host");
+        split(rest.substr(dash + 1), f.guest_addr, f.guest_port, "guest");
+        return f;
+    }
+
     ConsoleConfig read_console(const toml::node& n) const {
         const toml::table& table = read_table(n, "console");
         reject_unknown_keys(table, "console", {"output", "file", "input"});
@@ -476,6 +659,20 @@ private:
 };
 
 }  // namespace
+
+MacAddress derived_mac(const std::string& guest_name, std::size_t index) {
+    // FNV-1a over "name/index": stable across runs and builds, different per guest and NIC.
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    const std::string text = guest_name + "/" + std::to_string(index);
+    for (unsigned char c : text) {
+        h ^= c;
+        h *= 0x100000001b3ull;
+    }
+    MacAddress mac;
+    for (int i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(h >> (8 * i));
+    mac[0] = static_cast<std::uint8_t>((mac[0] & 0xFC) | 0x02);  // locally administered, unicast
+    return mac;
+}
 
 GuestConfig load_config(const std::filesystem::path& file) {
     const std::string text = read_config_text(file);

@@ -1,6 +1,7 @@
 // guest.toml, parsed and validated: the one description of a guest the VMM boots.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
@@ -36,6 +37,31 @@ struct DiskConfig {
     std::string serial;  // the device ID (GET_ID), at most 20 printable ASCII characters
 };
 
+using MacAddress = std::array<std::uint8_t, 6>;
+
+enum class NetBackendKind { Tap, Switch, User };
+
+// A user-backend port forward: connections to host_addr:host_port reach the guest.
+struct HostForward {
+    bool udp = false;
+    std::uint32_t host_addr = 0x7F000001;  // IPv4, host byte order; default loopback
+    std::uint16_t host_port = 0;
+    std::uint32_t guest_addr = 0;  // 0: the address the user network gives the guest
+    std::uint16_t guest_port = 0;
+    std::string text;  // as written, for messages
+};
+
+// A virtio-net NIC and the backend it is plugged into (docs/configuration.md).
+struct NetConfig {
+    NetBackendKind backend = NetBackendKind::User;
+    MacAddress mac{};         // from the config, or derived from the guest name and the index
+    std::string ifname;       // tap: an existing tap, or the name of one to create ("": ukvmN)
+    std::string bridge;       // tap: a bridge to attach it to ("": none)
+    std::string switch_name;  // switch: which switch
+    std::filesystem::path switch_dir;  // switch: where switches live ("": the default)
+    std::vector<HostForward> hostfwd;  // user
+};
+
 struct GuestConfig {
     std::filesystem::path source;  // the config file itself (empty when built in code)
     std::string name;
@@ -46,12 +72,19 @@ struct GuestConfig {
     std::vector<ModuleConfig> modules;
     ConsoleConfig console;
     std::vector<DiskConfig> disks;
+    std::vector<NetConfig> nets;
 };
 
 inline constexpr std::uint64_t kMinMemoryMib = 2;
 inline constexpr std::uint64_t kMaxMemoryMib = 64 * 1024;
 inline constexpr std::size_t kMaxDisks = 8;             // one IOAPIC input (16-23) each
 inline constexpr std::size_t kMaxDiskSerialBytes = 20;  // VIRTIO_BLK_ID_BYTES
+// Disks and NICs together: each takes one IOAPIC input of 16-23 (docs/virtio.md).
+inline constexpr std::size_t kMaxVirtioDevices = 8;
+
+// The MAC a NIC gets when the config names none: locally administered, unicast, the same
+// for the same guest name and [[net]] index on every run.
+MacAddress derived_mac(const std::string& guest_name, std::size_t index);
 
 // Parses and validates a guest.toml; throws ConfigError naming file, line and key.
 GuestConfig load_config(const std::filesystem::path& file);

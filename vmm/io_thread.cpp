@@ -52,6 +52,20 @@ void IoThread::add(int fd, std::function<void()> on_readable) {
         handlers_.pop_back();
         throw KvmError("epoll_ctl", err);
     }
+    by_fd_.emplace_back(fd, handlers_.back().get());
+}
+
+void IoThread::watch(int fd, bool on) {
+    for (const auto& [f, handler] : by_fd_) {
+        if (f != fd) continue;
+        epoll_event ev{};
+        ev.events = on ? std::uint32_t{EPOLLIN} : 0u;
+        ev.data.ptr = handler;
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
+            throw KvmError("epoll_ctl", errno);
+        }
+        return;
+    }
 }
 
 void IoThread::start() {

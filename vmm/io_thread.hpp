@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "vmm/devices/virtio_pci.hpp"
@@ -40,6 +41,9 @@ public:
     // Calls on_readable on the I/O thread whenever fd is readable (level-triggered: the
     // handler must drain it). Register before start().
     void add(int fd, std::function<void()> on_readable);
+    // Stops (false) or resumes (true) calling fd's handler, from any thread: a device whose
+    // guest cannot take more input stops watching its source.
+    void watch(int fd, bool on);
     void start();
     void stop();
 
@@ -49,6 +53,7 @@ private:
     Fd epoll_;
     EventFd stop_;
     std::vector<std::unique_ptr<std::function<void()>>> handlers_;
+    std::vector<std::pair<int, std::function<void()>*>> by_fd_;  // fixed once started
     std::thread thread_;
 };
 

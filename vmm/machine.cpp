@@ -29,6 +29,7 @@
 #include "vmm/devices/i8042.hpp"
 #include "vmm/devices/uart8250.hpp"
 #include "vmm/devices/virtio_blk.hpp"
+#include "vmm/devices/virtio_net.hpp"
 #include "vmm/devices/virtio_pci.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/io_thread.hpp"
@@ -53,7 +54,7 @@ constexpr auto kWatchdogQuiet = std::chrono::seconds(1);
 constexpr int kWatchdogPollMs = 250;
 
 // PCI: memory BARs from 3 GiB up to the IOAPIC, I/O BARs at 0xC000-0xFFFF; disk i
-// interrupts on IOAPIC input 16 + i (docs/virtio.md).
+// interrupts on IOAPIC input 16 + i, then NIC j on 16 + disks + j (docs/virtio.md).
 constexpr pci::Window kPciMmioWindow{0xC0000000, 0xFEC00000 - 0xC0000000};
 constexpr pci::Window kPciIoWindow{0xC000, 0x4000};
 constexpr std::uint32_t kFirstDiskGsi = 16;
@@ -198,7 +199,7 @@ private:
         std::atomic<bool> exited{false};
     };
 
-    void attach_disks(const std::vector<DiskConfig>& disks);
+    void attach_virtio(const std::vector<DiskConfig>& disks, const std::vector<NetConfig>& nets);
     void vcpu_thread(VcpuSlot& slot);
     bool handle_exit(Vcpu& vcpu);  // false: the VM is over
     static Liveness liveness(Vcpu& vcpu);
@@ -235,7 +236,14 @@ private:
     GuestRam virtio_memory_{memory_};
     pci::PciBus pci_{kPciMmioWindow, kPciIoWindow};
     std::vector<Disk> disks_;
-    IoThread io_;  // after the disks: stopped before they go
+    // virtio-net NICs, after the disks on the bus.
+    struct Nic {
+        std::unique_ptr<VirtioNet> net;
+        std::unique_ptr<VirtioKvmLink> link;
+        std::unique_ptr<VirtioPci> transport;
+    };
+    std::vector<Nic> nics_;
+    IoThread io_;  // after the devices: stopped before they go
     std::vector<std::unique_ptr<VcpuSlot>> vcpus_;
 
     bool watchdog_pending_ = false;  // main thread only
@@ -278,7 +286,7 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
     pio_.add(I8042::kCommandPort, 1, i8042_.command_port(), "i8042 command");
     pio_.add(CmosRtc::kBasePort, 2, rtc_, "cmos rtc");
     pio_.add(hc::kPort, 1, hypercall_port_, "hypercall");
-    if (!config.disks.empty()) attach_disks(config.disks);
+    if (!config.disks.empty() || !config.nets.empty()) attach_virtio(config.disks, config.nets);
 
     int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw KvmError("eventfd", errno);
@@ -303,7 +311,8 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
     }
 }
 
-void Machine::attach_disks(const std::vector<DiskConfig>& disks) {
+void Machine::attach_virtio(const std::vector<DiskConfig>& disks,
+                            const std::vector<NetConfig>& nets) {
     pio_.add(pci::kConfigAddressPort, pci::kConfigPortsLength, pci_.config_ports(), "pci config");
     pio_.add(kPciIoWindow.base, kPciIoWindow.size, pci_.io_window(), "pci i/o bars");
     mmio_.add(kPciMmioWindow.base, kPciMmioWindow.size, pci_.bar_window(), "pci memory bars");
@@ -320,6 +329,28 @@ void Machine::attach_disks(const std::vector<DiskConfig>& disks) {
         pci_.attach(pci_.free_slot(), *disk.transport);
         disk.link->connect(*disk.transport, io_);
         disks_.push_back(std::move(disk));
+    }
+    for (std::size_t j = 0; j < nets.size(); ++j) {
+        const auto gsi = static_cast<std::uint32_t>(kFirstDiskGsi + disks.size() + j);
+        Nic nic;
+        nic.net =
+            std::make_unique<VirtioNet>(open_net_backend(nets[j], "net[" + std::to_string(j) + "]"),
+                                        virtio_memory_, nets[j].mac);
+        nic.link =
+            std::make_unique<VirtioKvmLink>(vm_, gsi, nic.net->num_queues(), IrqTrigger::Edge);
+        nic.transport = std::make_unique<VirtioPci>(*nic.net, virtio_memory_, *nic.link,
+                                                    static_cast<std::uint8_t>(gsi));
+        pci_.attach(pci_.free_slot(), *nic.transport);
+        nic.link->connect(*nic.transport, io_);
+        NetBackend& backend = nic.net->backend();
+        VirtioPci& transport = *nic.transport;
+        const int fd = backend.rx_fd();
+        io_.add(fd, [&transport] { transport.process_queue(VirtioNet::kRxQueue); });
+        nic.net->set_rx_watch([this, fd](bool on) { io_.watch(fd, on); });
+        backend.attach(io_);
+        spdlog::info("net[{}]: virtio-net {} on {}, IOAPIC input {}", j, format_mac(nets[j].mac),
+                     backend.describe(), gsi);
+        nics_.push_back(std::move(nic));
     }
     // No firmware: place and enable the BARs as a BIOS would.
     pci_.place_bars();
@@ -543,7 +574,7 @@ int Machine::run() {
     }
 
     // Started here, not in the constructor, so the I/O thread inherits the blocked signals.
-    if (!disks_.empty()) io_.start();
+    if (!disks_.empty() || !nics_.empty()) io_.start();
     for (auto& slot : vcpus_) {
         VcpuSlot& s = *slot;
         s.thread = std::thread([this, &s] { vcpu_thread(s); });

@@ -25,6 +25,7 @@
 #include "vmm/image/minix_image.hpp"
 #include "vmm/kvm.hpp"
 #include "vmm/machine.hpp"
+#include "vmm/net/backend.hpp"
 #include "vmm/ukvmd/manage_cli.hpp"
 
 namespace {
@@ -183,6 +184,9 @@ int main(int argc, char** argv) {
         std::cerr << "ukvm: " << e.what() << "\n";
         status = ukvm::kExitUsage;
     } catch (const ukvm::DiskError& e) {  // a disk image missing, unreadable or in use
+        std::cerr << "ukvm: " << e.what() << "\n";
+        status = ukvm::kExitUsage;
+    } catch (const ukvm::NetError& e) {  // a backend that cannot be opened as configured
         std::cerr << "ukvm: " << e.what() << "\n";
         status = ukvm::kExitUsage;
     } catch (const std::exception& e) {

@@ -50,6 +50,10 @@ public:
     // requests cannot be answered at all (the transport then sets DEVICE_NEEDS_RESET).
     // Errors a request can report (bad sector, I/O error) go into its status instead.
     virtual const char* process(std::uint16_t index, VirtQueue& queue) = 0;
+    // Queue `index` was due to be processed but cannot run (no DRIVER_OK, DEVICE_NEEDS_RESET,
+    // queue disabled or stopped): a device fed from outside (a network backend) stops
+    // listening there until activate(), rather than being woken again and again.
+    virtual void idle(std::uint16_t index) { (void)index; }
 };
 
 }  // namespace ukvm

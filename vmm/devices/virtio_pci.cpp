@@ -343,9 +343,12 @@ void VirtioPci::interrupt(std::uint8_t isr_bits) {
 void VirtioPci::process_queue(std::uint16_t index) {
     std::lock_guard lock(mutex_);
     if (index >= num_queues()) return;
-    if (!(status_ & virtio::kStatusDriverOk) || (status_ & virtio::kStatusNeedsReset)) return;
     VirtQueue& ring = queues_[index]->ring;
-    if (!ring.ready()) return;
+    if (!(status_ & virtio::kStatusDriverOk) || (status_ & virtio::kStatusNeedsReset) ||
+        !ring.ready()) {
+        device_.idle(index);
+        return;
+    }
     const std::uint16_t before = ring.used_index();
     const char* error = device_.process(index, ring);
     if (ring.used_index() != before && ring.wants_interrupt()) interrupt(vp::kIsrQueue);
