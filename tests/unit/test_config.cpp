@@ -21,8 +21,12 @@ using ::testing::StartsWith;
 using ukvm::ConfigError;
 using ukvm::ConsoleInput;
 using ukvm::ConsoleOutput;
+using ukvm::derived_mac;
 using ukvm::GuestConfig;
+using ukvm::HostForward;
 using ukvm::load_config;
+using ukvm::MacAddress;
+using ukvm::NetBackendKind;
 
 // Each test gets its own directory with a dummy kernel and two dummy modules in it.
 class ConfigTest : public ::testing::Test {
@@ -458,9 +462,50 @@ TEST_F(ConfigTest, LengthAndCountLimits) {
               at(3, 1, "module") + "65 modules given, the limit is 64");
 }
 
-TEST_F(ConfigTest, ReservedDevices) {
+TEST_F(ConfigTest, Nets) {
+    const GuestConfig config = load_config(write("guest.toml", std::string(kMinimal) + R"(
+[[net]]
+backend = "switch"
+switch = "lan0"
+[[net]]
+backend = "user"
+hostfwd = ["tcp:8080-:80", "udp:0.0.0.0:5353-10.0.2.16:53"]
+mac = "52:54:00:12:34:56"
+[[net]]
+backend = "tap"
+ifname = "tap0"
+)"));
+    ASSERT_EQ(config.nets.size(), 3u);
+    EXPECT_EQ(config.nets[0].backend, NetBackendKind::Switch);
+    EXPECT_EQ(config.nets[0].switch_name, "lan0");
+    // Derived: locally administered unicast, stable, different per index.
+    EXPECT_EQ(config.nets[0].mac, derived_mac(config.name, 0));
+    EXPECT_EQ(config.nets[0].mac[0] & 3, 2);
+    EXPECT_NE(derived_mac(config.name, 0), derived_mac(config.name, 1));
+    EXPECT_NE(derived_mac("a", 0), derived_mac("b", 0));
+    EXPECT_EQ((MacAddress{0x52, 0x54, 0, 0x12, 0x34, 0x56}), config.nets[1].mac);
+    ASSERT_EQ(config.nets[1].hostfwd.size(), 2u);
+    const HostForward& tcp = config.nets[1].hostfwd[0];
+    EXPECT_FALSE(tcp.udp);
+    EXPECT_EQ(tcp.host_addr, 0x7F000001u);
+    EXPECT_EQ(tcp.host_port, 8080);
+    EXPECT_EQ(tcp.guest_addr, 0u);
+    EXPECT_EQ(tcp.guest_port, 80);
+    const HostForward& udp = config.nets[1].hostfwd[1];
+    EXPECT_TRUE(udp.udp);
+    EXPECT_EQ(udp.host_addr, 0u);
+    EXPECT_EQ(udp.guest_addr, 0x0A000210u);
+    EXPECT_EQ(udp.guest_port, 53);
+    EXPECT_EQ(config.nets[2].ifname, "tap0");
+
     EXPECT_EQ(error_of(std::string(kMinimal) + "[[net]]\ntap = \"tap0\"\n"),
-              at(3, 1, "net") + "[[net]] devices are not supported yet");
+              at(4, 1, "net[0].tap") + "unknown key");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[[net]]\nbackend = \"tap\"\nswitch = \"x\"\n"),
+              at(5, 10, "net[0].switch") + "only allowed with backend = \"switch\"");
+    std::string many = kMinimal;
+    for (int i = 0; i < 9; ++i) many += "[[net]]\nbackend = \"user\"\n";
+    EXPECT_EQ(error_of(many),
+              at(3, 1, "net") + "0 disks and 9 NICs given, the limit is 8 virtio devices together");
 }
 
 TEST_F(ConfigTest, Disks) {
