@@ -439,6 +439,13 @@ void run() {
         fill_rx();
         go();
         send_arp(1, kBroadcast, ping_peer.ip ? ping_peer.ip : my_ip);
+        // Wait until the device took it, so the host sees it before the VM ends.
+        for (int i = 0; i < 100000000 && txq.free_count() != kQueueSize; ++i) {
+            uint16_t head;
+            uint32_t written;
+            txq.take_used(head, written);
+            asm volatile("pause");
+        }
         rt::printf("bad driver: after reset status 0x%x, announced\n", common->device_status);
         if (!ping_peer.ip) rt::exit(ok ? 0 : 1);
         if (!ok) rt::exit(1);

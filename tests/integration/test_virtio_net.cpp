@@ -3,12 +3,16 @@
 // user (slirp) backend, and misbehaving drivers and peers.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/integration/process.hpp"
 
@@ -173,6 +177,177 @@ TEST_F(VirtioNet, BadNetSettingsAreConfigErrorsNamingTheKey) {
         EXPECT_EQ(r.status, 2) << c.net << describe(r);
         EXPECT_THAT(r.err, HasSubstr(c.error)) << c.net;
         EXPECT_THAT(r.err, HasSubstr("bad.toml:")) << c.net;
+    }
+}
+
+// Runs ukvm on each config at once; returns the results in order.
+std::vector<ProcessResult> run_together(const std::vector<fs::path>& configs) {
+    std::vector<ProcessResult> results(configs.size());
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+        threads.emplace_back([&, i] {
+            ProcessOptions options;
+            options.timeout = std::chrono::seconds(60);
+            results[i] = run_process({UKVM_BINARY, "run", configs[i].string()}, options);
+        });
+    }
+    for (auto& t : threads) t.join();
+    return results;
+}
+
+TEST_F(VirtioNet, TwoGuestsOnASwitchPingAndAThirdOnAnotherSeesNothing) {
+    const std::string sw = "switch_dir = '" + (dir_ / "switches").string() + "'\n";
+    const fs::path a =
+        guest("a", "ip=10.1.0.1 time=8", "backend = 'switch'\nswitch = 'lan'\n" + sw);
+    const fs::path b = guest("b", "ip=10.1.0.2 ping=10.1.0.1 count=3 time=8",
+                             "backend = 'switch'\nswitch = 'lan'\n" + sw);
+    const fs::path c = guest("c", "ip=10.1.0.3 ping=10.1.0.1 count=1 time=8",
+                             "backend = 'switch'\nswitch = 'other'\n" + sw);
+    const auto r = run_together({a, b, c});
+    EXPECT_EQ(r[0].status, 0) << describe(r[0]);
+    EXPECT_THAT(r[0].out, HasSubstr("served: arp 1 icmp 3")) << describe(r[0]);
+    EXPECT_EQ(r[1].status, 0) << describe(r[1]);
+    EXPECT_THAT(r[1].out, HasSubstr("ping: 3 replies")) << describe(r[1]);
+    // Its ARP requests went nowhere and nothing came in.
+    EXPECT_EQ(r[2].status, 1) << describe(r[2]);
+    EXPECT_THAT(r[2].out, HasSubstr("seen 0 frames")) << describe(r[2]);
+    EXPECT_THAT(r[2].out, HasSubstr("ping: 0 replies")) << describe(r[2]);
+    // Every port removed its socket on the way out.
+    EXPECT_TRUE(fs::is_empty(dir_ / "switches" / "lan"));
+}
+
+// A test-owned port on a switch: sends raw datagrams as a hostile peer would.
+class SwitchPort {
+public:
+    explicit SwitchPort(const fs::path& dir) : path_(dir / "0000000000aa.sock") {
+        fs::create_directories(dir);
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        const sockaddr_un addr = address(path_);
+        EXPECT_EQ(::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+        const int size = 1 << 20;
+        ::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
+    ~SwitchPort() {
+        ::close(fd_);
+        ::unlink(path_.c_str());
+    }
+    static sockaddr_un address(const fs::path& p) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", p.c_str());
+        return addr;
+    }
+    bool send(const fs::path& to, const std::string& bytes) {
+        const sockaddr_un addr = address(to);
+        return ::sendto(fd_, bytes.data(), bytes.size(), 0,
+                        reinterpret_cast<const sockaddr*>(&addr),
+                        sizeof addr) == static_cast<ssize_t>(bytes.size());
+    }
+    // Every frame that arrived, without waiting.
+    std::vector<std::string> drain() {
+        std::vector<std::string> frames;
+        char buf[2048];
+        for (;;) {
+            const ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+            if (n < 0) return frames;
+            frames.emplace_back(buf, static_cast<std::size_t>(n));
+        }
+    }
+
+private:
+    fs::path path_;
+    int fd_ = -1;
+};
+
+// An ARP request from 52:54:00:00:00:aa (10.1.0.9) for ip.
+std::string arp_request(unsigned char last_octet) {
+    std::string f(60, '\0');
+    const unsigned char head[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0,         0, 0,
+                                  0xaa, 0x08, 0x06, 0,    1,    0x08, 0,    6,    4,         0, 1,
+                                  0x52, 0x54, 0,    0,    0,    0xaa, 10,   1,    0,         9, 0,
+                                  0,    0,    0,    0,    0,    10,   1,    0,    last_octet};
+    f.replace(0, sizeof head, reinterpret_cast<const char*>(head), sizeof head);
+    return f;
+}
+
+bool waits_for(const fs::path& p) {
+    for (int i = 0; i < 100 && !fs::exists(p); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return fs::exists(p);
+}
+
+TEST_F(VirtioNet, HostileSwitchPeerFramesAreDroppedAndTheGuestStillAnswers) {
+    const fs::path lan = dir_ / "switches" / "lan";
+    SwitchPort peer(lan);
+    const fs::path g = guest("g", "ip=10.1.0.1 time=5",
+                             "backend = 'switch'\nswitch = 'lan'\nmac = '52:54:00:00:00:01'\n"
+                             "switch_dir = '" +
+                                 (dir_ / "switches").string() + "'\n");
+    std::thread attacker([&] {
+        const fs::path port = lan / "525400000001.sock";
+        ASSERT_TRUE(waits_for(port));
+        EXPECT_TRUE(peer.send(port, std::string(5, 'x')));         // truncated
+        EXPECT_TRUE(peer.send(port, std::string(1515, '\xff')));   // one byte too long
+        EXPECT_TRUE(peer.send(port, std::string(70000, '\xff')));  // far too long
+        EXPECT_TRUE(peer.send(port, ""));                          // empty
+        EXPECT_TRUE(peer.send(port, arp_request(1)));
+    });
+    const auto r = run_together({g});
+    attacker.join();
+    EXPECT_EQ(r[0].status, 0) << describe(r[0]);
+    EXPECT_THAT(r[0].err, HasSubstr("dropped a 5-byte frame: received frame shorter"));
+    EXPECT_THAT(r[0].err, HasSubstr("dropped a 1515-byte frame: received frame longer"));
+    EXPECT_THAT(r[0].err, HasSubstr("dropped a 70000-byte frame"));
+    EXPECT_THAT(r[0].out, HasSubstr("served: arp 1"));
+    // The ARP reply came back to the port that asked (learned, not flooded).
+    const auto frames = peer.drain();
+    ASSERT_FALSE(frames.empty());
+    EXPECT_EQ(frames.back().substr(0, 6), std::string("\x52\x54\x00\x00\x00\xaa", 6));
+    EXPECT_EQ(frames.back().substr(20, 2), std::string("\x00\x02", 2));  // ARP reply
+}
+
+TEST_F(VirtioNet, MisbehavingDriversGetNeedsResetAndTheDeviceWorksAfterReset) {
+    struct Case {
+        int bad;
+        std::string reason;
+    };
+    const Case cases[] = {
+        {1, "a buffer lies outside guest RAM; device needs reset"},
+        {2, "a descriptor chain loops; device needs reset"},
+        {3, "a virtio-net transmit chain has a device-writable buffer; device needs reset"},
+        {4, "a virtio-net transmit chain is shorter than its 12-byte header; device needs reset"},
+        {5, "the available ring names a descriptor beyond the table; device needs reset"},
+        {6, "a virtio-net receive chain has a device-readable buffer; device needs reset"},
+        {7, "dropped a 1515-byte frame: transmitted frame longer than 1514 bytes"},
+    };
+    for (const Case& c : cases) {
+        const fs::path lan = dir_ / "switches" / "lan";
+        SwitchPort peer(lan);
+        const fs::path g = guest("g", "ip=10.1.0.1 bad=" + std::to_string(c.bad),
+                                 "backend = 'switch'\nswitch = 'lan'\nmac = '52:54:00:00:00:01'\n"
+                                 "switch_dir = '" +
+                                     (dir_ / "switches").string() + "'\n");
+        std::thread sender([&] {
+            // Case 6 needs a frame to arrive in the read-only buffer.
+            if (c.bad == 6 && waits_for(lan / "525400000001.sock")) {
+                peer.send(lan / "525400000001.sock", arp_request(1));
+            }
+        });
+        const auto r = run_together({g});
+        sender.join();
+        EXPECT_EQ(r[0].status, 0) << "bad=" << c.bad << describe(r[0]);
+        EXPECT_THAT(r[0].err, HasSubstr(c.reason)) << "bad=" << c.bad;
+        if (c.bad == 7) {
+            EXPECT_THAT(r[0].err, HasSubstr("dropped a 5-byte frame: transmitted frame shorter"));
+        }
+        EXPECT_THAT(r[0].out, HasSubstr("after reset status 0xf")) << "bad=" << c.bad;
+        // After the reset the device transmitted again: the guest's ARP request arrived.
+        bool announced = false;
+        for (const std::string& f : peer.drain()) {
+            announced |= f.size() >= 42 && f.substr(12, 2) == std::string("\x08\x06", 2);
+        }
+        EXPECT_TRUE(announced) << "bad=" << c.bad;
     }
 }
 
