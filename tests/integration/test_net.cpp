@@ -17,6 +17,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -349,6 +350,110 @@ TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
     EXPECT_EQ(c.out, "404");
     g.send("poweroff\n");
     EXPECT_EQ(g.finish(30), (0 << 1) | 1) << g.output();  // isa-debug-exit: (status << 1) | 1
+}
+
+// The system for ukvm with a NIC: no disk (several guests run at once), INET's address
+// as given, and the [[net]] table net.
+std::string net_config(std::string config, const std::string& inet_args, const std::string& net) {
+    size_t at = config.find("[[disk]]");
+    if (at != std::string::npos) {
+        size_t end = config.find("\n\n", at);
+        config.erase(at, end == std::string::npos ? std::string::npos : end + 2 - at);
+    }
+    const std::string inet = "guest-servers/inet\"\nargs = \"";
+    at = config.find(inet);
+    if (at != std::string::npos) config.insert(at + inet.size(), inet_args);
+    at = config.find("[console]");
+    return config.substr(0, at) + net + "\n" + config.substr(at);
+}
+
+// ukvm's own virtio-net device, when this ukvm has one: "" or why not.
+std::string ukvm_net_missing(const fs::path& dir) {
+    const fs::path file = dir / "probe.toml";
+    std::ofstream(file) << net_config(minix_config(), "", "[[net]]\nbackend = \"user\"\n");
+    ProcessResult r = run_process({UKVM_BINARY, "validate", file.string()});
+    if (r.status == 0) return "";
+    return "this ukvm has no [[net]] support: " + r.err;
+}
+
+class UkvmNet : public NetBoot {
+protected:
+    void SetUp() override {
+        NetBoot::SetUp();
+        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable";
+        if (std::string why = ukvm_net_missing(dir_); !why.empty()) GTEST_SKIP() << why;
+    }
+    // A guest under ukvm with inet_args and the [[net]] table net, interactively.
+    std::unique_ptr<Interactive> start(const std::string& name, const std::string& inet_args,
+                                       const std::string& net) {
+        const fs::path file = dir_ / (name + ".toml");
+        std::string config = net_config(config_, inet_args, net);
+        config.replace(config.find("name = \"minix\""), 14, "name = \"" + name + "\"");
+        std::ofstream(file) << config;
+        return std::make_unique<Interactive>(
+            std::vector<std::string>{UKVM_BINARY, "run", file.string()});
+    }
+};
+
+// Two guests on one switch ping each other and echo over TCP; a third guest on another
+// switch (same subnet) reaches neither.
+TEST_F(UkvmNet, GuestsOnOneSwitchTalkAndAnotherSwitchIsApart) {
+    const std::string dir = (dir_ / "switches").string();
+    auto sw = [&](const std::string& name) {
+        return "[[net]]\nbackend = \"switch\"\nswitch = \"" + name + "\"\nswitch_dir = \"" + dir +
+               "\"\n";
+    };
+    fs::create_directories(dir);
+    auto a = start("neta", "ip=10.9.0.1/24", sw("lan0"));
+    auto b = start("netb", "ip=10.9.0.2/24", sw("lan0"));
+    auto c = start("netc", "ip=10.9.0.3/24", sw("lan1"));
+    for (auto* g : {a.get(), b.get(), c.get()})
+        ASSERT_TRUE(g->wait_for("minix# ", 60)) << g->output();
+    a->send("echod 7 &\n");
+    ASSERT_TRUE(a->wait_for("echod: tcp port 7", 30)) << a->output();
+    b->send("ping 10.9.0.1 2\n");
+    ASSERT_TRUE(b->wait_for("--- 10.9.0.1:", 30)) << b->output();
+    EXPECT_THAT(b->output(), HasSubstr("2 sent, 2 received"));
+    b->send("echoc 10.9.0.1 7 100000\n");
+    ASSERT_TRUE(b->wait_for("echoc: ", 60)) << b->output();
+    EXPECT_THAT(b->output(), HasSubstr("echoc: 100000 bytes echoed intact")) << b->output();
+    c->send("ping 10.9.0.1 2\n");
+    ASSERT_TRUE(c->wait_for("--- 10.9.0.1:", 30)) << c->output();
+    EXPECT_THAT(c->output(), HasSubstr("2 sent, 0 received")) << c->output();
+    for (auto* g : {a.get(), b.get(), c.get()}) g->send("poweroff\n");
+    EXPECT_EQ(a->finish(60), 0) << a->output();
+    EXPECT_EQ(b->finish(60), 0) << b->output();
+    EXPECT_EQ(c->finish(60), 0) << c->output();
+}
+
+// The user backend (libslirp): the guest reaches a TCP server on the host's loopback
+// through the gateway, and a host forward reaches the guest's httpd.
+TEST_F(UkvmNet, UserBackendReachesTheHostAndAForwardReachesTheGuest) {
+    const fs::path curl = ukvm::test::find_program("curl");
+    if (curl.empty()) GTEST_SKIP() << "curl is not in PATH";
+    HostEchoServer echo;
+    const uint16_t http = free_port();
+    auto g =
+        start("netuser", "ip=10.0.2.15/24 gw=10.0.2.2",
+              "[[net]]\nbackend = \"user\"\nhostfwd = \"tcp:127.0.0.1:" + std::to_string(http) +
+                  "-:80\"\n");
+    ASSERT_TRUE(g->wait_for("minix# ", 60)) << g->output();
+    g->send("echoc 10.0.2.2 " + std::to_string(echo.port()) + " 200000\n");
+    ASSERT_TRUE(g->wait_for("echoc: ", 60)) << g->output();
+    EXPECT_THAT(g->output(), HasSubstr("echoc: 200000 bytes echoed intact")) << g->output();
+    EXPECT_EQ(echo.echoed(), 200000u);
+    g->send("httpd &\n");
+    ASSERT_TRUE(g->wait_for("httpd: listening on port 80", 30)) << g->output();
+    const fs::path body = dir_ / "body";
+    ProcessOptions o;
+    o.timeout = std::chrono::seconds(60);
+    ProcessResult c = run_process({curl.string(), "-sS", "--max-time", "50", "-o", body.string(),
+                                   "http://127.0.0.1:" + std::to_string(http) + "/pattern/100000"},
+                                  o);
+    EXPECT_EQ(c.status, 0) << describe(c) << g->output();
+    EXPECT_TRUE(read_file(body) == http_pattern(100000)) << "the body differs";
+    g->send("poweroff\n");
+    EXPECT_EQ(g->finish(60), 0) << g->output();
 }
 
 // RS restarts a killed network driver in the middle of a TCP transfer: INET loses the
