@@ -191,6 +191,7 @@ int FileSystem::mount(BlockDevice* dev, bool read_only) {
     inode_table_ = static_cast<uint32_t>(table);
     read_only_ = read_only;
     cache_.set_limit(s.zones);
+    for (OpenRef& o : open_) o = {};
     zone_hint_ = inode_hint_ = 1;
     disk::Inode root;
     int r = get_inode(disk::kRootInode, &root);
@@ -776,7 +777,7 @@ int FileSystem::unlink(const char* path) {
     if ((r = dir_remove(dir, pos)) < 0) return r;
     if (in.nlinks > 0) --in.nlinks;
     in.ctime = now_;
-    if (in.nlinks == 0) return release(ino, &in);
+    if (in.nlinks == 0) return drop(ino, &in);
     return put_inode(ino, in);
 }
 
@@ -799,7 +800,8 @@ int FileSystem::rmdir(const char* path) {
     if ((r = get_inode(dir, &parent)) < 0) return r;
     if (parent.nlinks > 0) --parent.nlinks;
     if ((r = put_inode(dir, parent)) < 0) return r;
-    return release(ino, &in);
+    in.nlinks = 0;
+    return drop(ino, &in);
 }
 
 int FileSystem::rename(const char* from, const char* to) {
@@ -851,7 +853,7 @@ int FileSystem::rename(const char* from, const char* to) {
         } else if (din.nlinks > 0) {
             --din.nlinks;
         }
-        if ((r = din.nlinks == 0 ? release(dst, &din) : put_inode(dst, din)) < 0) return r;
+        if ((r = din.nlinks == 0 ? drop(dst, &din) : put_inode(dst, din)) < 0) return r;
     } else if ((r = dir_add(ndir, nname, nlen, src)) < 0) {
         return r;
     }
@@ -871,6 +873,44 @@ int FileSystem::rename(const char* from, const char* to) {
     if ((r = get_inode(src, &sin)) < 0) return r;
     sin.ctime = now_;
     return put_inode(src, sin);
+}
+
+// ---- open inodes ----
+
+FileSystem::OpenRef* FileSystem::open_entry(uint32_t ino) {
+    for (OpenRef& o : open_)
+        if (o.refs && o.ino == ino) return &o;
+    return nullptr;
+}
+
+int FileSystem::open_ref(uint32_t ino) {
+    if (ino < 1 || ino > sb_.ninodes) return kEInval;
+    if (OpenRef* o = open_entry(ino)) {
+        ++o->refs;
+        return 0;
+    }
+    for (OpenRef& o : open_)
+        if (!o.refs) {
+            o = {ino, 1};
+            return 0;
+        }
+    return kENoMem;
+}
+
+int FileSystem::close_ref(uint32_t ino) {
+    OpenRef* o = open_entry(ino);
+    if (!o) return kEInval;
+    if (--o->refs) return 0;
+    disk::Inode in;
+    int r = get_inode(ino, &in);
+    if (r < 0) return r;
+    if (in.mode == 0 || in.nlinks != 0 || read_only_) return 0;
+    return release(ino, &in);
+}
+
+int FileSystem::drop(uint32_t ino, disk::Inode* in) {
+    if (open_entry(ino)) return put_inode(ino, *in);  // freed at its last close
+    return release(ino, in);
 }
 
 // ---- statfs ----

@@ -147,6 +147,12 @@ public:
     int readdir(uint32_t dir, uint32_t* pos, DirEnt* out);
 
     int statfs(StatFs* out);
+
+    // Open inodes: an inode whose last name goes while it is open keeps its data until
+    // the last close (close_ref frees it then). At most kMaxOpen distinct inodes.
+    static constexpr int kMaxOpen = 128;
+    int open_ref(uint32_t ino);
+    int close_ref(uint32_t ino);
     int sync() { return cache_.sync(); }
     Cache& cache() { return cache_; }
 
@@ -189,6 +195,13 @@ private:
     uint32_t inode_table_ = 0;
     uint32_t zone_hint_ = 1;
     uint32_t inode_hint_ = 1;
+    struct OpenRef {
+        uint32_t ino, refs;
+    };
+    OpenRef open_[kMaxOpen] = {};
+    OpenRef* open_entry(uint32_t ino);
+    // nlinks reached 0: free the inode now, or at its last close.
+    int drop(uint32_t ino, disk::Inode* in);
 };
 
 }  // namespace mfs

@@ -163,8 +163,8 @@ inline constexpr int32_t kENotEmpty = -39;
 // block driver "vblk0", for VFS only. Path requests: u64[0] grant, u64[1] length (VFS's
 // buffer). Data: u64[3] a grant of VFS's buffer. Inodes are MINIX inode numbers.
 enum MfsCall : int32_t {
-    kMfsLookup = 0x780,    // path -> 0; FileStat
-    kMfsCreate = 0x781,    // path, u64[2] permissions, u64[3] exclusive -> 0; FileStat
+    kMfsLookup = 0x780,    // path, u64[4] 1: for an open (hold the inode) -> 0; FileStat
+    kMfsCreate = 0x781,    // path, u64[2] permissions, u64[3] exclusive, u64[4] -> 0; FileStat
     kMfsMkdir = 0x782,     // path, u64[2] permissions -> 0
     kMfsUnlink = 0x783,    // path -> 0
     kMfsRmdir = 0x784,     // path -> 0
@@ -179,6 +179,8 @@ enum MfsCall : int32_t {
                            // bytes of Dirent records; u64[0] the next position
     kMfsSync = 0x78b,      // -> 0 once every dirty block is written and the disk flushed
     kMfsStatfs = 0x78c,    // -> 0; FsStat
+    kMfsPut = 0x78d,       // u64[0] inode: the last close of an open -> 0 (an unlinked
+                           // inode is freed now)
 };
 
 // RS heartbeats are notifications: RS notifies a service, the service notifies RS back

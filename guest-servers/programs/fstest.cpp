@@ -314,6 +314,17 @@ void hostile() {
     check(sys::read(fd, buf, 16) == 10 && memcmp(buf, "0123456789", 10) == 0, "read back", "", 0);
     sys::close(fd);
     check(sys::unlink("/hostile") == 0, "unlink", "/hostile", 0);
+    // An unlinked file stays readable through a descriptor until the last close.
+    fd = sys::open("/gone", proto::kORdWr | proto::kOCreat | proto::kOTrunc, 0644);
+    check(sys::write(fd, "still here", 10) == 10, "write", "/gone", 0);
+    check(sys::unlink("/gone") == 0, "unlink", "/gone", 0);
+    proto::FileStat st{};
+    check(sys::stat("/gone", &st) == proto::kENoEnt, "unlinked", "/gone", 0);
+    sys::lseek(fd, 0, 0);
+    memset(buf, 0, 16);
+    r = sys::read(fd, buf, 16);
+    check(r == 10 && memcmp(buf, "still here", 10) == 0, "read after unlink", "/gone", r);
+    check(sys::close(fd) == 0, "close", "/gone", 0);
     print("fstest: ok hostile requests refused\n");
 }
 

@@ -221,6 +221,7 @@ int32_t handle(Message& m) {
                     ? g_fs.lookup(g_path, &ino)
                     : g_fs.create(g_path, static_cast<uint16_t>(m.u64[2]), m.u64[3] != 0, &ino);
             if (r < 0) return r;
+            if ((m.u64[4] & 1) && (r = g_fs.open_ref(ino)) < 0) return r;
             m.m_type = 0;
             put_stat(m, ino);
             return m.m_type;
@@ -250,6 +251,8 @@ int32_t handle(Message& m) {
             return g_fs.truncate(static_cast<uint32_t>(m.u64[0]), static_cast<uint32_t>(m.u64[1]));
         case proto::kMfsGetdents:
             return do_getdents(m);
+        case proto::kMfsPut:
+            return g_fs.close_ref(static_cast<uint32_t>(m.u64[0]));
         case proto::kMfsSync:
             return g_fs.read_only() ? 0 : g_fs.sync();
         case proto::kMfsStatfs: {

@@ -28,6 +28,13 @@ struct Proc {
 };
 Proc g_procs[kNrProcs];
 
+void put(uint32_t ino);
+
+// One fd fewer on an open file; the last one tells MFS (an unlinked file goes then).
+void unref(int16_t f) {
+    if (--g_filps[f].refs == 0) put(g_filps[f].ino);
+}
+
 // The file descriptors of `e`; a process in the same slot before it is over (its exit
 // may not have been reported): its files are closed.
 Proc* proc_of(Endpoint e) {
@@ -36,7 +43,7 @@ Proc* proc_of(Endpoint e) {
     if (p.endpoint != e) {
         if (p.endpoint != kNone)
             for (int16_t& f : p.fd)
-                if (f >= 0) --g_filps[f].refs;
+                if (f >= 0) unref(f);
         p.endpoint = e;
         for (int16_t& f : p.fd) f = -1;
     }
@@ -134,13 +141,13 @@ int32_t user_path(const Message& m, int names, uint64_t* len_out) {
 }
 
 int32_t lookup(const Message& m, proto::FileStat* st, int32_t call = proto::kMfsLookup,
-               uint64_t perm = 0, bool exclusive = false) {
+               uint64_t perm = 0, bool exclusive = false, bool open = false) {
     uint64_t len;
     int32_t r = user_path(m, 1, &len);
     if (r < 0) return r;
     Message q{};
     q.m_type = call;
-    q.u64[2] = perm, q.u64[3] = exclusive;
+    q.u64[2] = perm, q.u64[3] = exclusive, q.u64[4] = open;
     if ((r = mfs(&q, len, false)) < 0) return r;
     memcpy(st, q.bytes, sizeof *st);
     return 0;
@@ -170,27 +177,39 @@ int32_t do_open(Message& m) {
         }
     if (!f) return -23;  // ENFILE
     proto::FileStat st{};
-    int32_t r = flags & proto::kOCreat
-                    ? lookup(m, &st, proto::kMfsCreate, m.u64[3] & 07777, flags & proto::kOExcl)
-                    : lookup(m, &st);
+    int32_t r = flags & proto::kOCreat ? lookup(m, &st, proto::kMfsCreate, m.u64[3] & 07777,
+                                                flags & proto::kOExcl, true)
+                                       : lookup(m, &st, proto::kMfsLookup, 0, false, true);
     if (r < 0) return r;
-    if (is_dir(st.mode) && acc != proto::kORdOnly) return proto::kEIsDir;
-    if ((flags & proto::kODirectory) && !is_dir(st.mode)) return proto::kENotDir;
-    if ((flags & proto::kOTrunc) && acc != proto::kORdOnly && st.size) {
+    // MFS holds the inode for us from here: every failure below lets it go.
+    if (is_dir(st.mode) && acc != proto::kORdOnly) r = proto::kEIsDir;
+    if (r == 0 && (flags & proto::kODirectory) && !is_dir(st.mode)) r = proto::kENotDir;
+    if (r == 0 && (flags & proto::kOTrunc) && acc != proto::kORdOnly && st.size) {
         Message q{};
         q.m_type = proto::kMfsTruncate;
         q.u64[0] = st.ino, q.u64[1] = 0;
-        if ((r = mfs(&q, 0, false)) < 0) return r;
+        r = mfs(&q, 0, false);
+    }
+    if (r < 0) {
+        put(st.ino);
+        return r;
     }
     *f = Filp{1, st.ino, st.mode, flags, 0};
     p->fd[fd] = static_cast<int16_t>(f - g_filps);
     return fd;
 }
 
+void put(uint32_t ino) {
+    Message q{};
+    q.m_type = proto::kMfsPut;
+    q.u64[0] = ino;
+    mfs(&q, 0, false);
+}
+
 int32_t do_close(Message& m) {
     Filp* f = filp_of(m.m_source, m.i64[0]);
     if (!f) return proto::kEBadF;
-    --f->refs;
+    unref(static_cast<int16_t>(f - g_filps));
     proc_of(m.m_source)->fd[m.i64[0]] = -1;
     return 0;
 }
@@ -368,14 +387,14 @@ int32_t from_pm(Message& m) {
         Proc* p = proc_of(static_cast<Endpoint>(m.i64[0]));
         if (!p) return kEInval;
         for (int16_t& f : p->fd)
-            if (f >= 0) --g_filps[f].refs, f = -1;
+            if (f >= 0) unref(f), f = -1;
         return 0;
     }
     Proc* parent = proc_of(static_cast<Endpoint>(m.i64[0]));
     Proc* child = proc_of(static_cast<Endpoint>(m.i64[1]));
     if (!parent || !child || parent == child) return kEInval;
     for (int i = 0; i < proto::kVfsOpenMax; ++i) {
-        if (child->fd[i] >= 0) --g_filps[child->fd[i]].refs;
+        if (child->fd[i] >= 0) unref(child->fd[i]);
         child->fd[i] = parent->fd[i];
         if (child->fd[i] >= 0) ++g_filps[child->fd[i]].refs;
     }

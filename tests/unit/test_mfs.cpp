@@ -347,6 +347,39 @@ TEST_F(MfsTest, NamespaceOperationsKeepFsckClean) {
     EXPECT_EQ(s.inodes - s.free_inodes, 4u);  // /, d1, d2, d1/y
 }
 
+TEST_F(MfsTest, AnUnlinkedOpenFileLivesUntilItsLastClose) {
+    mkfs();
+    mount();
+    write_file("/open", pattern(30000, 1));
+    write_file("/other", pattern(100, 2));
+    uint32_t ino, other;
+    ASSERT_EQ(fs_->lookup("/open", &ino), 0);
+    ASSERT_EQ(fs_->lookup("/other", &other), 0);
+    mfs::StatFs before{};
+    ASSERT_EQ(fs_->statfs(&before), 0);
+    ASSERT_EQ(fs_->open_ref(ino), 0);
+    ASSERT_EQ(fs_->open_ref(ino), 0);
+    ASSERT_EQ(fs_->open_ref(other), 0);
+    ASSERT_EQ(fs_->unlink("/open"), 0);
+    ASSERT_EQ(fs_->rename("/other", "/renamed"), 0);  // a rename is no unlink
+    EXPECT_EQ(fs_->lookup("/open", &ino), mfs::kENoEnt);
+    std::vector<uint8_t> buf(30000);
+    EXPECT_EQ(fs_->read(ino, 0, buf.data(), 30000), 30000);  // still there
+    EXPECT_EQ(buf, pattern(30000, 1));
+    ASSERT_EQ(fs_->close_ref(ino), 0);
+    EXPECT_EQ(fs_->read(ino, 0, buf.data(), 30000), 30000);  // one reference left
+    ASSERT_EQ(fs_->close_ref(ino), 0);
+    EXPECT_EQ(fs_->close_ref(ino), mfs::kEInval);
+    mfs::StatFs after{};
+    ASSERT_EQ(fs_->statfs(&after), 0);
+    EXPECT_EQ(after.free_inodes, before.free_inodes + 1);
+    EXPECT_EQ(after.free_blocks, before.free_blocks + 31);  // 30 data zones, 1 indirect
+    ASSERT_EQ(fs_->close_ref(other), 0);
+    EXPECT_EQ(read_file("/renamed"), pattern(100, 2));
+    ASSERT_EQ(fs_->sync(), 0);
+    expect_fsck_clean();
+}
+
 TEST_F(MfsTest, RandomOperationsMatchAModel) {
     mkfs("4096");
     mount();
