@@ -1,8 +1,10 @@
 // The vnet test guest (a flat ring-3 IPv4 responder with no TCP/IP stack) on virtio-net:
 // a tap in a network namespace the test creates, the built-in switch between guests, the
 // user (slirp) backend, and misbehaving drivers and peers.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -349,6 +351,75 @@ TEST_F(VirtioNet, MisbehavingDriversGetNeedsResetAndTheDeviceWorksAfterReset) {
         }
         EXPECT_TRUE(announced) << "bad=" << c.bad;
     }
+}
+
+// A UDP or TCP socket bound to 127.0.0.1 on a free port.
+struct LoopbackSocket {
+    explicit LoopbackSocket(int type) {
+        fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        socklen_t len = sizeof a;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        port = ntohs(a.sin_port);
+        timeval tv{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    ~LoopbackSocket() { ::close(fd); }
+    int fd = -1;
+    unsigned port = 0;
+};
+
+TEST_F(VirtioNet, UserBackendReachesAHostListenerAndAHostForwardReachesTheGuest) {
+    LoopbackSocket listener(SOCK_DGRAM);
+    unsigned fwd_port;
+    {
+        LoopbackSocket probe(SOCK_DGRAM);  // a port that was free a moment ago
+        fwd_port = probe.port;
+    }
+    // The guest ARPs for the gateway (slirp answers), then sends one datagram to
+    // 10.0.2.2:PORT, which slirp delivers to the host's loopback.
+    const fs::path g =
+        guest("u", "ip=10.0.2.15 udp=10.0.2.2 port=" + std::to_string(listener.port) + " time=8",
+              "backend = 'user'\nhostfwd = ['udp:" + std::to_string(fwd_port) + "-:7']\n");
+    std::string got, echo;
+    std::thread host([&] {
+        char buf[256];
+        for (int i = 0; i < 8 && got.empty(); ++i) {
+            const ssize_t n = ::recv(listener.fd, buf, sizeof buf, 0);
+            if (n > 0) got.assign(buf, static_cast<std::size_t>(n));
+        }
+        // Then through the forward to the guest's UDP echo on port 7 and back.
+        LoopbackSocket client(SOCK_DGRAM);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        to.sin_port = htons(static_cast<std::uint16_t>(fwd_port));
+        for (int i = 0; i < 5 && echo.empty(); ++i) {
+            ::sendto(client.fd, "echo me", 7, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+            const ssize_t n = ::recv(client.fd, buf, sizeof buf, 0);
+            if (n > 0) echo.assign(buf, static_cast<std::size_t>(n));
+        }
+    });
+    const auto r = run_together({g});
+    host.join();
+    EXPECT_EQ(r[0].status, 0) << describe(r[0]);
+    EXPECT_THAT(r[0].out, HasSubstr("arp: 10.0.2.2 is at 52:55:a:0:2:2")) << describe(r[0]);
+    EXPECT_EQ(got, "hello from vnet") << describe(r[0]);
+    EXPECT_EQ(echo, "echo me") << describe(r[0]);
+    EXPECT_THAT(r[0].out, HasSubstr("udp 1;")) << describe(r[0]);
+}
+
+TEST_F(VirtioNet, AHostForwardOnAPortInUseIsAnErrorNamingTheKey) {
+    LoopbackSocket taken(SOCK_STREAM);
+    ASSERT_EQ(::listen(taken.fd, 1), 0);
+    const std::string port = std::to_string(taken.port);
+    const fs::path g = guest("u", "", "backend = 'user'\nhostfwd = 'tcp:" + port + "-:80'\n");
+    const ProcessResult r = run_process({UKVM_BINARY, "run", g.string()});
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("net[0].hostfwd: cannot forward tcp 127.0.0.1:" + port));
 }
 
 }  // namespace
