@@ -99,5 +99,41 @@ def blk_seeds():
     request({0: desc(0x400, 16)}, [0], {0x400: (T_IN, 0)}, "no-status")
 
 
+def net_seeds():
+    # RAM (0x4000): receive queue at 0x0/0x100/0x200, transmit queue at 0x400/0x500/0x600,
+    # both size 16; transmit headers+frames from 0x1000, receive buffers from 0x2000. After
+    # RAM: frames the backend delivers, [len:le16][bytes] each.
+    def seed(name, rx_table, rx_chains, tx_table, tx_chains, frames=()):
+        ram = Ram(0x4000)
+        for i, d in rx_table.items():
+            ram.put(0x0 + 16 * i, d)
+        ram.put(0x100, struct.pack("<HH", 0, len(rx_chains)))
+        for n, head in enumerate(rx_chains):
+            ram.put(0x100 + 4 + 2 * n, struct.pack("<H", head))
+        for i, d in tx_table.items():
+            ram.put(0x400 + 16 * i, d)
+        ram.put(0x500, struct.pack("<HH", 0, len(tx_chains)))
+        for n, head in enumerate(tx_chains):
+            ram.put(0x500 + 4 + 2 * n, struct.pack("<H", head))
+        arp = bytes([0xFF] * 6 + [0x52, 0x54, 0, 0, 0, 2, 8, 6]) + bytes(46)
+        ram.put(0x1000, bytes(12) + arp)
+        tail = b"".join(struct.pack("<H", len(f)) + f for f in frames)
+        write("fuzz_virtio_net", name, ram.b + tail)
+
+    arp = bytes([0xFF] * 6 + [0x52, 0x54, 0, 0, 0, 9, 8, 6]) + bytes(46)
+    rx = {i: desc(0x2000 + 0x600 * i, 1526, F_WRITE) for i in range(4)}
+    seed("transmit", {}, [], {0: desc(0x1000, 72)}, [0])
+    seed("transmit-split", {}, [], {0: desc(0x1000, 12, F_NEXT, 1), 1: desc(0x100C, 60)}, [0])
+    seed("receive", rx, [0, 1, 2, 3], {}, [], [arp, arp])
+    seed("receive-split", {0: desc(0x2000, 12, F_WRITE | F_NEXT, 1), 1: desc(0x2010, 1514, F_WRITE)},
+         [0], {}, [], [arp])
+    seed("receive-small-buffer", {0: desc(0x2000, 40, F_WRITE)}, [0], {}, [], [arp])
+    seed("receive-bad-frames", rx, [0, 1, 2, 3], {}, [], [b"x" * 5, b"", b"y" * 1515, arp])
+    seed("transmit-oversized", {}, [], {0: desc(0x1000, 12, F_NEXT, 1), 1: desc(0x1000, 1515)}, [0])
+    seed("transmit-writable", {}, [], {0: desc(0x1000, 72, F_WRITE)}, [0])
+    seed("receive-readable", {0: desc(0x2000, 1526)}, [0], {}, [], [arp])
+
+
 virtqueue_seeds()
 blk_seeds()
+net_seeds()
