@@ -12,6 +12,7 @@
 //   bad=N             a misbehaving driver, see bad_driver(): the device must set
 //                     DEVICE_NEEDS_RESET; the guest then resets it and sends an ARP request
 //   rxbuf=N           receive buffer size (default 1526)
+//   interval_ms=N     between pings and retries (default 500); a reply sends the next at once
 #include <ukvm/virtio/net.h>
 #include <ukvm/virtio/virtqueue.h>
 
@@ -180,6 +181,8 @@ struct Peer {
 Peer ping_peer, udp_peer, router;
 uint32_t ping_replies, udp_replies, served_arp, served_icmp, served_udp, frames_seen, not_for_me;
 uint16_t ping_seq;
+uint64_t ping_sent_ns, rtt_total_ns;
+bool ping_due;
 
 void send_ping(const Peer& p) {
     uint8_t f[128] = {};
@@ -189,6 +192,7 @@ void send_ping(const Peer& p) {
     put16(icmp + 6, ++ping_seq);
     for (int i = 0; i < 32; ++i) icmp[8 + i] = uint8_t('a' + i % 26);
     put16(icmp + 2, checksum(icmp, 40));
+    ping_sent_ns = rt::realtime_ns();
     send_ipv4(f, p.mac, p.ip, 1, 40);
 }
 
@@ -250,8 +254,11 @@ void handle(uint8_t* f, uint32_t len) {
             send_ipv4(reply, f + 6, src, 1, l4len);
         } else if (l4[0] == 0 && be16(l4 + 4) == 0x7e57 && src == ping_peer.ip) {
             ++ping_replies;
+            const uint64_t rtt = rt::realtime_ns() - ping_sent_ns;
+            rtt_total_ns += rtt;
             print_ip("ping: reply from ", src);
-            rt::printf(" seq %u\n", be16(l4 + 6));
+            rt::printf(" seq %u time %lu us\n", be16(l4 + 6), rtt / 1000);
+            ping_due = true;  // the next one may go now
         }
     } else if (ip[9] == 17 && l4len >= 8) {
         const uint16_t sport = be16(l4), dport = be16(l4 + 2);
@@ -422,6 +429,7 @@ void run() {
     const uint64_t seconds = rt::cmdline_number("time", 10);
     const bool until_done = rt::cmdline_number("until_done", 0) != 0;
     const int bad = int(rt::cmdline_number("bad", 0));
+    const uint64_t interval_ns = rt::cmdline_number("interval_ms", 500) * 1000000ull;
     rx_len = uint32_t(rt::cmdline_number("rxbuf", 1526));
     if (rx_len > kBufBytes) rx_len = kBufBytes;
 
@@ -465,8 +473,9 @@ void run() {
         }
         const uint64_t now = rt::realtime_ns();
         if (now - start > seconds * 1000000000ull) break;
-        if (now - last_action > 500000000ull) {
+        if (now - last_action > interval_ns || ping_due) {
             last_action = now;
+            ping_due = false;
             if (ping_peer.ip && ping_replies < ping_count) {
                 if (!ping_peer.known) {
                     send_arp(1, kBroadcast, ping_peer.ip);
@@ -494,6 +503,7 @@ void run() {
     rt::printf("served: arp %u icmp %u udp %u; seen %u frames, %u not for us\n", served_arp,
                served_icmp, served_udp, frames_seen, not_for_me);
     rt::printf("ping: %u replies, udp replies %u\n", ping_replies, udp_replies);
+    if (ping_replies) rt::printf("ping: rtt avg %lu us\n", rtt_total_ns / ping_replies / 1000);
     const bool ok = (!ping_peer.ip || ping_replies >= ping_count) && (!udp_peer.ip || udp_sent);
     rt::exit(ok ? 0 : 1);
 }
