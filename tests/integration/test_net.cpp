@@ -461,6 +461,42 @@ TEST_F(UkvmNet, UserBackendReachesTheHostAndAForwardReachesTheGuest) {
     EXPECT_EQ(g->finish(60), 0) << g->output();
 }
 
+// The driver killed mid-transfer, on ukvm's own virtio-net device (user backend).
+TEST_F(UkvmNet, KillingTheNetDriverMidTransferOnUkvm) {
+    HostEchoServer echo;
+    auto g = start("netkill", "ip=10.0.2.15/24 gw=10.0.2.2", "[[net]]\nbackend = \"user\"\n");
+    for (int i = 0; i < 600 && !g->wait_for("minix# ", 0); ++i) {
+        if (g->output().find("is not built yet") != std::string::npos)
+            GTEST_SKIP() << "this ukvm: " << g->output();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(g->wait_for("minix# ", 1)) << g->output();
+    const std::string port = std::to_string(echo.port());
+    g->send("echoc 10.0.2.2 " + port + " 2000000 &\n");
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (echo.echoed() < 200000 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_GE(echo.echoed(), 200000u) << g->output();
+    size_t mark = g->output().size();
+    g->send("ps\n");
+    ASSERT_TRUE(g->wait_for(" inet", 20, mark)) << g->output();
+    std::smatch m;
+    std::string ps = g->output().substr(mark);
+    ASSERT_TRUE(std::regex_search(ps, m, std::regex("\n *([0-9]+) +[0-9]+ +[0-9]+ .* vnet\r?\n")))
+        << ps;
+    g->send("kill " + std::string(m[1]) + "\n");
+    ASSERT_TRUE(g->wait_for("rs: vnet0 restarted", 30)) << g->output();
+    EXPECT_LT(echo.echoed(), 2000000u) << "the transfer ended before the kill";
+    ASSERT_TRUE(g->wait_for("echoc: ", 120)) << g->output();
+    EXPECT_THAT(g->output(), HasSubstr("echoc: 2000000 bytes echoed intact")) << g->output();
+    mark = g->output().size();
+    g->send("echoc 10.0.2.2 " + port + " 100000\n");
+    ASSERT_TRUE(g->wait_for("echoc: ", 60, mark)) << g->output();
+    EXPECT_THAT(g->output().substr(mark), HasSubstr("echoc: 100000 bytes echoed intact"));
+    g->send("poweroff\n");
+    EXPECT_EQ(g->finish(60), 0) << g->output();
+}
+
 // RS restarts a killed network driver in the middle of a TCP transfer: INET loses the
 // driver (link down), attaches the new one when it announces itself, TCP retransmits what
 // was lost, the transfer completes intact, and new connections work.
