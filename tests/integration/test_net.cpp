@@ -105,6 +105,7 @@ public:
         ::close(out_);
     }
     void send(const std::string& s) { (void)!::send(in_, s.data(), s.size(), MSG_NOSIGNAL); }
+    pid_t pid() const { return pid_; }
     std::string output() {
         std::lock_guard<std::mutex> lock(mutex_);
         return text_;
@@ -459,6 +460,73 @@ TEST_F(UkvmNet, UserBackendReachesTheHostAndAForwardReachesTheGuest) {
     EXPECT_TRUE(read_file(body) == http_pattern(100000)) << "the body differs";
     g->send("poweroff\n");
     EXPECT_EQ(g->finish(60), 0) << g->output();
+}
+
+// Host <-> guest over a tap in a network namespace the test makes (unshare -n; skipped
+// when that is not permitted): ukvm creates the tap, the host side gets 10.1.0.1/24;
+// the host pings the guest and the guest the host, TCP echo both ways, and curl fetches
+// httpd's pattern.
+TEST_F(UkvmNet, HostAndGuestOverATapInANetworkNamespace) {
+    const fs::path curl = ukvm::test::find_program("curl");
+    if (curl.empty() || ukvm::test::find_program("unshare").empty() ||
+        ukvm::test::find_program("nsenter").empty() || ukvm::test::find_program("ip").empty())
+        GTEST_SKIP() << "curl, unshare, nsenter or ip is not installed";
+    ProcessResult probe =
+        run_process({"unshare", "-n", "sh", "-c", "ip tuntap add dev t0 mode tap"});
+    if (probe.status != 0) GTEST_SKIP() << "no tap in a new network namespace: " << probe.err;
+    const fs::path file = dir_ / "tap.toml";
+    std::string config = net_config(config_, "ip=10.1.0.2/24 gw=10.1.0.1",
+                                    "[[net]]\nbackend = \"tap\"\nifname = \"ukvmt0\"\n");
+    std::ofstream(file) << config;
+    Interactive g({"unshare", "-n", UKVM_BINARY, "run", file.string()});
+    ASSERT_TRUE(g.wait_for("minix# ", 60)) << g.output();
+    const std::string ns = "--net=/proc/" + std::to_string(g.pid()) + "/ns/net";
+    auto host = [&](const std::vector<std::string>& cmd) {
+        std::vector<std::string> argv = {"nsenter", ns, "--"};
+        argv.insert(argv.end(), cmd.begin(), cmd.end());
+        ProcessOptions o;
+        o.timeout = std::chrono::seconds(60);
+        return run_process(argv, o);
+    };
+    ProcessResult r = host({"sh", "-c",
+                            "ip link set lo up && ip addr add 10.1.0.1/24 dev ukvmt0 && "
+                            "ip link set ukvmt0 up"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = host({"ping", "-c", "2", "-W", "5", "10.1.0.2"});
+    EXPECT_EQ(r.status, 0) << describe(r) << g.output();
+    g.send("ping 10.1.0.1 2\n");
+    ASSERT_TRUE(g.wait_for("--- 10.1.0.1:", 30)) << g.output();
+    EXPECT_THAT(g.output(), HasSubstr("2 sent, 2 received")) << g.output();
+    // TCP echo both ways: a host echo server (python3, in the namespace) for the guest's
+    // echoc, and the guest's echod for a host client.
+    const std::string server =
+        "import socket\ns=socket.socket()\ns.bind(('10.1.0.1',7007))\ns.listen(1)\n"
+        "print('listening',flush=True)\nc,_=s.accept()\nn=0\nwhile True:\n"
+        "    d=c.recv(65536)\n    if not d: break\n    c.sendall(d); n+=len(d)\n"
+        "print('echoed',n,flush=True)\n";
+    Interactive srv({"nsenter", ns, "--", "python3", "-c", server});
+    ASSERT_TRUE(srv.wait_for("listening", 20)) << srv.output();
+    g.send("echoc 10.1.0.1 7007 100000\n");
+    ASSERT_TRUE(g.wait_for("echoc: ", 60)) << g.output();
+    EXPECT_THAT(g.output(), HasSubstr("echoc: 100000 bytes echoed intact")) << g.output();
+    EXPECT_TRUE(srv.wait_for("echoed 100000", 20)) << srv.output();
+    g.send("echod 7 &\n");
+    ASSERT_TRUE(g.wait_for("echod: tcp port 7", 30)) << g.output();
+    r = host({"python3", "-c",
+              "import socket\nc=socket.create_connection(('10.1.0.2',7),timeout=30)\n"
+              "m=bytes(range(256))*200\nc.sendall(m)\nc.shutdown(socket.SHUT_WR)\nb=b''\n"
+              "while True:\n    d=c.recv(65536)\n    if not d: break\n    b+=d\n"
+              "print('intact' if b==m else 'differs', len(b))\n"});
+    EXPECT_THAT(r.out, HasSubstr("intact 51200")) << describe(r) << g.output();
+    g.send("httpd &\n");
+    ASSERT_TRUE(g.wait_for("httpd: listening on port 80", 30)) << g.output();
+    const fs::path body = dir_ / "body";
+    r = host({curl.string(), "-sS", "--max-time", "50", "-o", body.string(),
+              "http://10.1.0.2/pattern/100000"});
+    EXPECT_EQ(r.status, 0) << describe(r) << g.output();
+    EXPECT_TRUE(read_file(body) == http_pattern(100000)) << "the body differs";
+    g.send("poweroff\n");
+    EXPECT_EQ(g.finish(60), 0) << g.output();
 }
 
 // The driver killed mid-transfer, on ukvm's own virtio-net device (user backend).
