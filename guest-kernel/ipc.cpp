@@ -179,6 +179,21 @@ int32_t do_ipc(Proc* caller, int32_t op, Endpoint e, UserAddr msg, Endpoint src)
     return r;
 }
 
+void interrupt(Proc* p) {
+    if (p->blocked & kSending) {
+        if (Proc* dst = proc::lookup(p->send_to))
+            for (Proc** pp = &dst->callers; *pp; pp = &(*pp)->next_caller)
+                if (*pp == p) {
+                    *pp = p->next_caller;
+                    break;
+                }
+        p->next_caller = nullptr;
+    }
+    p->blocked &= ~(kSending | kReceiving);
+    p->reply_pending = false;
+    if (p->runnable()) sched::ready(p);
+}
+
 void cleanup(Proc* dead) {
     // Senders queued on the dead process, and anyone waiting for it specifically.
     for (Proc* s = dead->callers; s;) {

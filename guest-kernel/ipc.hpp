@@ -17,6 +17,10 @@ void notify(Proc* source, Proc* dst);
 // Delivers a message built in the kernel (a kernel task's reply) to a process.
 bool deliver_reply(Proc* dst, UserAddr where, Message& m);
 
+// Takes p out of the SEND or RECEIVE it is blocked in (off its partner's queue), ready
+// to run; its saved rax is left to the caller.
+void interrupt(Proc* p);
+
 // Called when p dies: every process blocked on it gets kEDeadSrcDst.
 void cleanup(Proc* p);
 

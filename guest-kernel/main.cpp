@@ -88,7 +88,7 @@ void system_call(Proc* p) {
     int32_t r =
         ipc::do_ipc(p, static_cast<int32_t>(p->regs.rax), static_cast<Endpoint>(p->regs.rdi),
                     {p->regs.rsi}, static_cast<Endpoint>(p->regs.rdx));
-    if (p->endpoint == self && !(p->blocked & kSlotFree))
+    if (p->endpoint == self && !(p->blocked & kSlotFree) && r != task::kJustReturn)
         p->regs.rax = static_cast<uint64_t>(static_cast<int64_t>(r));
 }
 

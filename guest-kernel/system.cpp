@@ -138,8 +138,69 @@ int32_t sys_kill(Proc* caller, Message& m) {
     Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
     if (!p || p->is_task()) return kEDeadSrcDst;
     if (p == caller) return kEInval;
-    proc::exit(p, kExitKilled, 0);
+    proc::exit(p, kExitKilled, m.u64[1]);
     return kOk;
+}
+
+// The handler's frame goes below the red zone of the interrupted code.
+constexpr uint64_t kRedZone = 128;
+constexpr uint64_t kUserFlags =
+    0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000;  // CF PF AF ZF SF TF DF OF AC
+constexpr uint64_t kFlagsAlways = 0x202;                               // IF and the reserved bit 1
+
+int32_t sys_sigsend(Proc* caller, Message& m) {
+    Proc* p = proc::lookup(static_cast<Endpoint>(m.u64[0]));
+    if (!p || p->is_task() || p == caller || m.u64[2] >= kUserTop) return kEInval;
+    bool blocked = p->blocked & (kSending | kReceiving);
+    if (!(p->blocked & kSending) && p->reply_pending && p->get_from != caller->endpoint &&
+        p->get_from != static_cast<Endpoint>(m.u64[4]))
+        return kEBusy;  // a server holds its request: it must answer first
+    Regs& r = p->regs;
+    SigFrame f;
+    f.restorer = m.u64[3];
+    f.signal = m.u64[1];
+    f.context = {blocked ? static_cast<uint64_t>(int64_t{kEIntr}) : r.rax,
+                 r.rcx,
+                 r.rdx,
+                 r.rbx,
+                 r.rbp,
+                 r.rsi,
+                 r.rdi,
+                 r.r8,
+                 r.r9,
+                 r.r10,
+                 r.r11,
+                 r.r12,
+                 r.r13,
+                 r.r14,
+                 r.r15,
+                 r.rip,
+                 r.rflags,
+                 r.rsp};
+    uint64_t at = ((r.rsp - kRedZone - sizeof f) & ~uint64_t{15}) - 8;
+    if (r.rsp < kUserBase + kRedZone + sizeof f + 32 || !p->as.copy_out({at}, &f, sizeof f))
+        return kEFault;
+    if (blocked) ipc::interrupt(p);
+    r.rip = m.u64[2];
+    r.rsp = at;
+    r.rdi = m.u64[1];
+    r.rflags &= ~uint64_t{0x400};   // DF clear, as the ABI expects at a call
+    p->entered_by_syscall = false;  // iretq: every register as set here
+    return kOk;
+}
+
+int32_t sys_sigreturn(Proc* caller, Message& m) {
+    SigFrame f;
+    if (!caller->as.copy_in(&f, {m.u64[0]}, sizeof f)) return kEFault;
+    const SigContext& c = f.context;
+    if (c.rip >= kUserTop) return kEFault;  // iretq to a non-canonical address faults in ring 0
+    Regs& r = caller->regs;
+    r.rax = c.rax, r.rcx = c.rcx, r.rdx = c.rdx, r.rbx = c.rbx, r.rbp = c.rbp, r.rsi = c.rsi;
+    r.rdi = c.rdi, r.r8 = c.r8, r.r9 = c.r9, r.r10 = c.r10, r.r11 = c.r11, r.r12 = c.r12;
+    r.r13 = c.r13, r.r14 = c.r14, r.r15 = c.r15, r.rip = c.rip, r.rsp = c.rsp;
+    r.rflags = (c.rflags & kUserFlags) | kFlagsAlways;
+    caller->entered_by_syscall = false;
+    return kJustReturn;
 }
 
 int32_t sys_getksig(Proc* caller, Message& m) {
@@ -373,6 +434,10 @@ int32_t system_call(Proc* caller, Message& m) {
             return sys_privctl(m);
         case kSysUmapGrant:
             return sys_umapgrant(caller, m);
+        case kSysSigSend:
+            return sys_sigsend(caller, m);
+        case kSysSigReturn:
+            return sys_sigreturn(caller, m);
         default:
             return kENoSys;
     }
@@ -444,6 +509,7 @@ int32_t call(Proc* caller, Proc* dst, UserAddr where) {
     }
     // kSysExit (or a kill of oneself) leaves nobody to reply to.
     if (caller->endpoint != caller_e || (caller->blocked & kSlotFree)) return kOk;
+    if (status == kJustReturn) return status;
     m.m_source = dst->endpoint;
     m.m_type = status;
     return ipc::deliver_reply(caller, where, m) ? kOk : kEFault;

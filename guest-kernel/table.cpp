@@ -27,8 +27,9 @@ constexpr uint32_t kAllCalls = ~bit(kSysPrivCtl);
 // name (to reach DS or PM) directly; everything else goes through the servers.
 constexpr uint32_t kUserCalls = bit(kSysExit) | bit(kSysTimes) | bit(kSysGetInfo) |
                                 bit(kSysFindProc) | bit(kSysMapAnon) |
-                                bit(kSysUnmap) |                              // (until VM exists)
-                                bit(kSysGrantCreate) | bit(kSysGrantRevoke);  // I/O buffers
+                                bit(kSysUnmap) |                               // (until VM exists)
+                                bit(kSysGrantCreate) | bit(kSysGrantRevoke) |  // I/O buffers
+                                bit(kSysSigReturn);
 
 // Class defaults: servers may do anything IPC-wise; users may only SENDREC, to servers,
 // SYSTEM and the VMM (the user send mask gains each server's slot when it starts).
@@ -117,6 +118,7 @@ constexpr Policy kPolicies[] = {
     {"ipc_faults", tester()},
     {"ipc_timers", tester()},
     {"ipc_devices", test_driver()},  // exercises IRQ, port and device-memory calls
+    {"ipc_rs", tester()},            // starts RS (with DS and hang) and kills what it supervises
     {"ipc_bench", tester()},
     {"ipc_echo", kServerPriv},
     {"idle", kServerPriv},  // sleeps through CLOCK alarms: needs RECEIVE

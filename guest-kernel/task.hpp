@@ -7,6 +7,10 @@
 
 namespace kernel::task {
 
+// call()'s result when the caller's registers were replaced (kSysSigReturn): neither a
+// reply nor a return value is written.
+inline constexpr int32_t kJustReturn = INT32_MIN;
+
 // SENDREC from caller to the task dst with the message at msg; the reply overwrites it.
 int32_t call(Proc* caller, Proc* dst, UserAddr msg);
 

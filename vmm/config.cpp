@@ -600,7 +600,7 @@ private:
 
     ConsoleConfig read_console(const toml::node& n) const {
         const toml::table& table = read_table(n, "console");
-        reject_unknown_keys(table, "console", {"output", "file", "input"});
+        reject_unknown_keys(table, "console", {"output", "file", "input", "virtio"});
         ConsoleConfig console;
         if (const toml::node* out = table.get("output")) {
             console.output = read_choice<ConsoleOutput>(*out, "console.output",
@@ -613,6 +613,9 @@ private:
                                                       {{"auto", ConsoleInput::Auto},
                                                        {"stdin", ConsoleInput::Stdin},
                                                        {"none", ConsoleInput::None}});
+        }
+        if (const toml::node* v = table.get("virtio")) {
+            console.virtio = read_bool(*v, "console.virtio");
         }
         const toml::node* file = table.get("file");
         if (console.output == ConsoleOutput::File) {

@@ -28,6 +28,9 @@ struct ConsoleConfig {
     ConsoleOutput output = ConsoleOutput::Stdout;
     std::filesystem::path file;  // absolute; set when output == File
     ConsoleInput input = ConsoleInput::Auto;
+    // Also offer a virtio-console device (PCI); while a driver runs it, input goes there
+    // instead of COM1, and its output joins the console.
+    bool virtio = false;
 };
 
 // A virtio-blk disk backed by a raw image file.

@@ -29,6 +29,7 @@
 #include "vmm/devices/i8042.hpp"
 #include "vmm/devices/uart8250.hpp"
 #include "vmm/devices/virtio_blk.hpp"
+#include "vmm/devices/virtio_console.hpp"
 #include "vmm/devices/virtio_net.hpp"
 #include "vmm/devices/virtio_pci.hpp"
 #include "vmm/guest_memory.hpp"
@@ -58,6 +59,7 @@ constexpr int kWatchdogPollMs = 250;
 constexpr pci::Window kPciMmioWindow{0xC0000000, 0xFEC00000 - 0xC0000000};
 constexpr pci::Window kPciIoWindow{0xC000, 0x4000};
 constexpr std::uint32_t kFirstDiskGsi = 16;
+constexpr std::uint32_t kVirtioConsoleGsi = 11;  // an ISA line no legacy device here uses
 
 constexpr std::uint64_t kRflagsIf = 1u << 9;
 constexpr char kHaltedWithInterruptsOff[] = "guest halted with interrupts disabled";
@@ -200,6 +202,8 @@ private:
     };
 
     void attach_virtio(const std::vector<DiskConfig>& disks, const std::vector<NetConfig>& nets);
+    void attach_virtio_console();
+    void console_input(std::span<const std::uint8_t> bytes);
     void vcpu_thread(VcpuSlot& slot);
     bool handle_exit(Vcpu& vcpu);  // false: the VM is over
     static Liveness liveness(Vcpu& vcpu);
@@ -243,6 +247,10 @@ private:
         std::unique_ptr<VirtioPci> transport;
     };
     std::vector<Nic> nics_;
+    // The virtio-console ([console] virtio = true), also behind the PCI host bridge.
+    std::unique_ptr<VirtioConsole> vcon_;
+    std::unique_ptr<VirtioKvmLink> vcon_link_;
+    std::unique_ptr<VirtioPci> vcon_transport_;
     IoThread io_;  // after the devices: stopped before they go
     std::vector<std::unique_ptr<VcpuSlot>> vcpus_;
 
@@ -286,7 +294,8 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
     pio_.add(I8042::kCommandPort, 1, i8042_.command_port(), "i8042 command");
     pio_.add(CmosRtc::kBasePort, 2, rtc_, "cmos rtc");
     pio_.add(hc::kPort, 1, hypercall_port_, "hypercall");
-    if (!config.disks.empty() || !config.nets.empty()) attach_virtio(config.disks, config.nets);
+    if (!config.disks.empty() || !config.nets.empty() || config.console.virtio)
+        attach_virtio(config.disks, config.nets);
 
     int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw KvmError("eventfd", errno);
@@ -352,8 +361,29 @@ void Machine::attach_virtio(const std::vector<DiskConfig>& disks,
                      backend.describe(), gsi);
         nics_.push_back(std::move(nic));
     }
+    if (config_.console.virtio) attach_virtio_console();
     // No firmware: place and enable the BARs as a BIOS would.
     pci_.place_bars();
+}
+
+void Machine::attach_virtio_console() {
+    vcon_ = std::make_unique<VirtioConsole>(virtio_memory_, console_);
+    vcon_link_ = std::make_unique<VirtioKvmLink>(vm_, kVirtioConsoleGsi, vcon_->num_queues(),
+                                                 IrqTrigger::Edge);
+    vcon_transport_ = std::make_unique<VirtioPci>(*vcon_, virtio_memory_, *vcon_link_,
+                                                  static_cast<std::uint8_t>(kVirtioConsoleGsi));
+    pci_.attach(pci_.free_slot(), *vcon_transport_);
+    vcon_link_->connect(*vcon_transport_, io_);
+}
+
+// Host input goes to the virtio-console while a driver runs it, else to COM1.
+void Machine::console_input(std::span<const std::uint8_t> bytes) {
+    if (vcon_ && vcon_->active()) {
+        vcon_->queue_input(bytes);
+        vcon_transport_->process_queue(VirtioConsole::kReceiveQueue);
+        return;
+    }
+    uart_.receive(bytes);
 }
 
 void Machine::request_exit(int status, std::string reason) {
@@ -566,7 +596,7 @@ int Machine::run() {
         raw.emplace(STDIN_FILENO);
         input.emplace(STDIN_FILENO, [this](std::span<const std::uint8_t> bytes) {
             try {
-                uart_.receive(bytes);
+                console_input(bytes);
             } catch (const std::exception& e) {
                 spdlog::warn("console input dropped: {}", e.what());
             }
@@ -574,7 +604,7 @@ int Machine::run() {
     }
 
     // Started here, not in the constructor, so the I/O thread inherits the blocked signals.
-    if (!disks_.empty() || !nics_.empty()) io_.start();
+    if (!disks_.empty() || !nics_.empty() || vcon_) io_.start();
     for (auto& slot : vcpus_) {
         VcpuSlot& s = *slot;
         s.thread = std::thread([this, &s] { vcpu_thread(s); });

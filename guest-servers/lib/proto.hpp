@@ -16,18 +16,29 @@ inline constexpr int32_t kEChild = -10;
 
 // PM, the process manager.
 enum PmCall : int32_t {
-    kPmSpawn = 0x100,     // bytes[0..16) program, bytes[16..56) args -> pid of a new child
-    kPmWait = 0x101,      // i64[0] pid, or -1 for any child -> pid; i64[1] reason, i64[2] detail
-                          // (ukvm::kernel::ExitReason); kEChild when there is no such child
-    kPmGetPid = 0x102,    // -> pid; i64[0] parent's pid
-    kPmKill = 0x103,      // i64[0] pid -> 0 (SIGKILL: the only signal)
-    kPmProcs = 0x104,     // i64[0] slot -> ukvm::kernel::ProcInfo in bytes, pid at kPidOffset
-    kPmPowerOff = 0x105,  // i64[0] status: ends the VM
-    kPmFork = 0x106,      // -> the child's pid in the parent, 0 in the child
-    kPmSleep = 0x107,     // u64[0] nanoseconds -> 0 when they have passed
-    kPmExec = 0x108,      // bytes[0..16) program, bytes[16..48) args: the caller now runs
-                          // it (same pid); a reply only on failure
+    kPmSpawn = 0x100,      // bytes[0..16) program, bytes[16..56) args -> pid of a new child
+    kPmWait = 0x101,       // i64[0] pid, or -1 for any child -> pid; i64[1] reason, i64[2] detail
+                           // (ukvm::kernel::ExitReason); kEChild when there is no such child
+    kPmGetPid = 0x102,     // -> pid; i64[0] parent's pid
+    kPmKill = 0x103,       // i64[0] pid (-pid: the children pid started), i64[1] signal
+                           // (0: only check the pid) -> 0
+    kPmProcs = 0x104,      // i64[0] slot -> ukvm::kernel::ProcInfo in bytes, pid at kPidOffset
+    kPmPowerOff = 0x105,   // i64[0] status: ends the VM
+    kPmFork = 0x106,       // -> the child's pid in the parent, 0 in the child
+    kPmSleep = 0x107,      // u64[0] nanoseconds -> 0 when they have passed
+    kPmExec = 0x108,       // bytes[0..16) program, bytes[16..48) args: the caller now runs
+                           // it (same pid); a reply only on failure
+    kPmSigAction = 0x109,  // i64[0] signal, u64[1] handler (kSigDefault, kSigIgnore or an
+                           // address), u64[2] restorer -> 0; u64[1] the previous handler
 };
+
+// Signals (Linux numbers). Default action: terminate, except kSigChld (ignored); kSigKill
+// cannot be caught or ignored.
+inline constexpr int kSigHup = 1, kSigInt = 2, kSigQuit = 3, kSigKill = 9, kSigUsr1 = 10,
+                     kSigSegv = 11, kSigUsr2 = 12, kSigPipe = 13, kSigAlrm = 14, kSigTerm = 15,
+                     kSigChld = 17;
+inline constexpr int kNrSignals = 32;  // 1 .. 31
+inline constexpr uint64_t kSigDefault = 0, kSigIgnore = 1;
 inline constexpr size_t kPidOffset = 48;  // kPmProcs: int32 pid, int32 parent's pid
 
 // DS, the data store: service name -> endpoint. Only RS publishes.
@@ -38,7 +49,9 @@ enum DsCall : int32_t {
 
 // TTY, the console driver.
 enum TtyCall : int32_t {
-    kTtyRead = 0x400,  // -> byte count; the bytes (up to one line) at kTtyDataOffset
+    kTtyRead = 0x400,           // -> byte count; the bytes (up to one line) at kTtyDataOffset
+    kTtySetForeground = 0x401,  // i64[0] pid (0: none) -> 0: ^C sends it SIGINT through PM
+                                // (-pid: pid's children, the shell's job)
 };
 inline constexpr size_t kTtyDataOffset = 8;
 inline constexpr size_t kTtyDataMax = 56 - kTtyDataOffset;

@@ -202,11 +202,53 @@ int32_t getpid() {
     return call("pm", &m);
 }
 
-int32_t kill(int32_t pid) {
+int32_t kill(int32_t pid, int sig) {
     Message m{};
     m.m_type = proto::kPmKill;
     m.i64[0] = pid;
+    m.i64[1] = sig;
     return call("pm", &m);
+}
+
+extern "C" void ukvm_sigreturn();
+
+int32_t signal(int sig, SigHandler handler, SigHandler* old) {
+    Message m{};
+    m.m_type = proto::kPmSigAction;
+    m.i64[0] = sig;
+    m.u64[1] = reinterpret_cast<uint64_t>(handler);
+    m.u64[2] = reinterpret_cast<uint64_t>(&ukvm_sigreturn);
+    int32_t r = call("pm", &m);
+    if (r == kOk && old) *old = reinterpret_cast<SigHandler>(m.u64[1]);
+    return r;
+}
+
+namespace {
+struct SignalName {
+    int number;
+    const char* name;
+};
+constexpr SignalName kSignalNames[] = {
+    {proto::kSigHup, "HUP"},   {proto::kSigInt, "INT"},   {proto::kSigQuit, "QUIT"},
+    {proto::kSigKill, "KILL"}, {proto::kSigUsr1, "USR1"}, {proto::kSigSegv, "SEGV"},
+    {proto::kSigUsr2, "USR2"}, {proto::kSigPipe, "PIPE"}, {proto::kSigAlrm, "ALRM"},
+    {proto::kSigTerm, "TERM"}, {proto::kSigChld, "CHLD"},
+};
+}  // namespace
+
+int signal_number(const char* name) {
+    int64_t n;
+    if (parse_int(name, &n)) return n > 0 && n < proto::kNrSignals ? static_cast<int>(n) : 0;
+    if (strncmp(name, "SIG", 3) == 0) name += 3;
+    for (const SignalName& s : kSignalNames)
+        if (strcmp(s.name, name) == 0) return s.number;
+    return 0;
+}
+
+const char* signal_name(int sig) {
+    for (const SignalName& s : kSignalNames)
+        if (s.number == sig) return s.name;
+    return "?";
 }
 
 bool next_proc(int32_t* slot, ProcEntry* out) {
@@ -239,6 +281,13 @@ int32_t read_line(char* buf, size_t n) {
     if (len > n) len = n;
     memcpy(buf, m.bytes + proto::kTtyDataOffset, len);
     return static_cast<int32_t>(len);
+}
+
+int32_t tty_foreground(int32_t pid) {
+    Message m{};
+    m.m_type = proto::kTtySetForeground;
+    m.i64[0] = pid;
+    return call("tty", &m);
 }
 
 }  // namespace sys

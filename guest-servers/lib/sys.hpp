@@ -41,7 +41,20 @@ int32_t wait(int32_t pid, WaitStatus* status);  // pid -1: any child
 int32_t fork();                                 // the child's pid, or 0 in the child
 int32_t getpid();
 int32_t sleep_ns(uint64_t ns);  // users cannot take alarms themselves: PM's timer
-int32_t kill(int32_t pid);
+// Sends signal sig (proto::kSig*; 0 only checks that pid exists) to process pid, or with
+// -pid to every live child pid started (no process groups: the shell's job).
+int32_t kill(int32_t pid, int sig);
+// Signal handlers (sigaction-style): handler is kSigDefault, kSigIgnore or a function
+// that gets the signal number; a blocking call it interrupted returns kEIntr. Handlers
+// stay across fork, go back to the default on exec; there are no masks (a signal that
+// arrives while its handler runs nests). *old (if given) gets the previous disposition.
+using SigHandler = void (*)(int);
+inline const SigHandler kSigDefault = nullptr;
+inline const SigHandler kSigIgnore = reinterpret_cast<SigHandler>(proto::kSigIgnore);
+int32_t signal(int sig, SigHandler handler, SigHandler* old = nullptr);
+// "INT" / "SIGINT" / "2" -> 2; 0 if unknown. And back ("INT"; "?" if unknown).
+int signal_number(const char* name);
+const char* signal_name(int sig);
 struct ProcEntry {
     ukvm::kernel::ProcInfo info;
     int32_t pid, parent_pid;
@@ -50,7 +63,11 @@ struct ProcEntry {
 bool next_proc(int32_t* slot, ProcEntry* out);
 [[noreturn]] void poweroff(int status);
 
-// Console input (TTY): up to one line, at most n bytes; the count or an error.
+// Console input (TTY): up to one line, at most n bytes; the count or an error (kEIntr:
+// a signal handler ran).
 int32_t read_line(char* buf, size_t n);
+// Makes pid TTY's foreground process: ^C sends it SIGINT (0: nobody; -pid: pid's
+// children, so that a job is foreground from before it starts).
+int32_t tty_foreground(int32_t pid);
 
 }  // namespace sys

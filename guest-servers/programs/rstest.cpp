@@ -42,7 +42,7 @@ int main(const char* args) {
     int32_t pid = pid_of(name);
     check(pid > 0, "PM lists it");
     uint64_t t0 = user::uptime_ns();
-    check(sys::kill(pid) == kOk, "PM kills it");
+    check(sys::kill(pid, proto::kSigKill) == kOk, "PM kills it");
     Endpoint after = kNone;
     bool back = wait_for(
         [&] {

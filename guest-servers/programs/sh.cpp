@@ -1,6 +1,7 @@
 // sh: a minimal shell on the console. Built-in commands: help, echo, ps, uptime, kill,
 // poweroff, exit; any other word runs the boot program of that name through PM and waits
-// for it.
+// for it, as TTY's foreground process: ^C sends it SIGINT. The shell itself catches
+// SIGINT (^C at the prompt or in a built-in: a new prompt).
 #include "sh_files.hpp"
 #include "sys.hpp"
 
@@ -11,6 +12,12 @@ namespace {
 
 constexpr const char* kPrompt = "minix# ";
 constexpr int kMaxArgs = 16;
+int32_t g_pid = 0;
+
+void on_interrupt(int) {
+    // Nothing to do: the interrupted read or sleep returns kEIntr, and the shell goes back
+    // to its prompt.
+}
 
 void cmd_help(int, char**) {
     print(
@@ -19,7 +26,8 @@ void cmd_help(int, char**) {
         "  echo WORDS...   print the words (> FILE: into a file, >> FILE: append)\n"
         "  ps              list the processes\n"
         "  uptime          time since boot\n"
-        "  kill PID        end a process (RS restarts a system service)\n"
+        "  kill [-SIG] PID send a signal (default TERM; -9 or -KILL cannot be caught;\n"
+        "                  RS restarts a killed system service)\n"
         "  sleep MS        wait that many milliseconds\n"
         "  poweroff        end the machine (status 0)\n"
         "files (paths from /): ls [-l] [PATH...], cat FILE..., mkdir DIR..., rmdir DIR...,\n"
@@ -105,11 +113,13 @@ void cmd_uptime(int, char**) {
 
 void cmd_kill(int argc, char** argv) {
     int64_t pid;
-    if (argc != 2 || !sys::parse_int(argv[1], &pid)) {
-        print("usage: kill PID\n");
+    int sig = proto::kSigTerm;
+    if (argc == 3 && argv[1][0] == '-') sig = sys::signal_number(argv[1] + 1);
+    if (argc < 2 || argc > 3 || sig == 0 || !sys::parse_int(argv[argc - 1], &pid) || pid <= 0) {
+        print("usage: kill [-SIGNAL] PID   (SIGNAL: a number or HUP INT QUIT KILL USR1 ...)\n");
         return;
     }
-    int32_t r = sys::kill(static_cast<int32_t>(pid));
+    int32_t r = sys::kill(static_cast<int32_t>(pid), sig);
     if (r < 0) print("kill: %ld: error %d\n", pid, r);
 }
 
@@ -119,7 +129,7 @@ void cmd_sleep(int argc, char** argv) {
         print("usage: sleep MILLISECONDS\n");
         return;
     }
-    sys::sleep_ns(static_cast<uint64_t>(ms) * 1000000);
+    sys::sleep_ns(static_cast<uint64_t>(ms) * 1000000);  // kEIntr after ^C
 }
 
 void cmd_poweroff(int, char**) {
@@ -136,7 +146,11 @@ void run(int argc, char** argv) {
     args[0] = '\0';
     for (int i = 1; i < argc; ++i)
         n += user::format(args + n, sizeof args - n, i > 1 ? " %s" : "%s", argv[i]);
+    // ^C must reach the job from its first instruction: until we know its pid, all our
+    // children are TTY's foreground (background jobs too, for that moment).
+    if (!background) sys::tty_foreground(-g_pid);
     int32_t pid = sys::spawn(argv[0], args);
+    if (pid < 0 && !background) sys::tty_foreground(g_pid);
     if (pid == kESrch) {
         print("%s: command not found (try help)\n", argv[0]);
         return;
@@ -149,12 +163,16 @@ void run(int argc, char** argv) {
         print("[%d] %s\n", pid, argv[0]);
         return;
     }
+    sys::tty_foreground(pid);
     sys::WaitStatus st{};
-    if (sys::wait(pid, &st) < 0) return;
+    int32_t r = sys::wait(pid, &st);
+    sys::tty_foreground(g_pid);
+    if (r < 0) return;
     if (st.reason == kExitFault)
         print("[%d] %s: killed by a fault (vector %lu)\n", pid, argv[0], st.detail);
     else if (st.reason == kExitKilled)
-        print("[%d] %s: killed\n", pid, argv[0]);
+        print("[%d] %s: killed by signal %lu (%s)\n", pid, argv[0], st.detail,
+              sys::signal_name(static_cast<int>(st.detail)));
     else if (st.detail != 0)
         print("[%d] %s: exit status %lu\n", pid, argv[0], st.detail);
 }
@@ -172,22 +190,26 @@ constexpr Builtin kBuiltins[] = {
     {"sync", sh_files::sync},
 };
 
-// Reads one line (without the newline); false when the console is gone for good. While
+enum class Read { kLine, kInterrupted, kGone };
+
+// Reads one line (without the newline); kGone when the console is gone for good. While
 // TTY is being restarted (by RS) the read fails: try again for a few seconds.
-bool read_line(char* line, size_t size) {
+Read read_line(char* line, size_t size) {
     size_t len = 0;
     for (int failures = 0;;) {
         char chunk[proto::kTtyDataMax];
         int32_t n = sys::read_line(chunk, sizeof chunk);
+        if (n == kEIntr) return Read::kInterrupted;
         if (n < 0) {
-            if (++failures == 50) return false;
+            if (++failures == 50) return Read::kGone;
+            if (failures == 1) sys::tty_foreground(g_pid);  // a restarted TTY knows nothing
             sys::sleep_ns(100000000);
             continue;
         }
         for (int32_t i = 0; i < n; ++i) {
             if (chunk[i] == '\n') {
                 line[len] = '\0';
-                return true;
+                return Read::kLine;
             }
             if (len + 1 < size) line[len++] = chunk[i];
         }
@@ -197,14 +219,19 @@ bool read_line(char* line, size_t size) {
 }  // namespace
 
 int main(const char*) {
-    print("sh: pid %d; type help for the commands\n", sys::getpid());
+    g_pid = sys::getpid();
+    sys::signal(proto::kSigInt, on_interrupt);
+    sys::tty_foreground(g_pid);
+    print("sh: pid %d; type help for the commands\n", g_pid);
     char line[256];
     for (;;) {
         print("%s", kPrompt);
-        if (!read_line(line, sizeof line)) {
+        Read got = read_line(line, sizeof line);
+        if (got == Read::kGone) {
             print("sh: no console\n");
             return 1;
         }
+        if (got == Read::kInterrupted) continue;
         char* argv[kMaxArgs + 1];
         int argc = 0;
         for (char* p = line; *p && argc < kMaxArgs;) {

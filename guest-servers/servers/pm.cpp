@@ -2,8 +2,9 @@
 // process, as the kernel's child of PM and PM's child of the requester), forks (the
 // kernel copies the requester while it waits for PM's reply), execs (the kernel replaces
 // the waiting requester's program), reports their
-// end to a waiting parent (wait), gives out process ids, kills (the one signal: SIGKILL),
-// lists processes and powers the machine off.
+// end to a waiting parent (wait), gives out process ids, sends signals (default actions
+// here; handlers run in the process through the kernel's kSysSigSend), lists processes
+// and powers the machine off.
 //
 // Pids are PM's own: small numbers handed out on first sight of an endpoint (system
 // services included), kept per process slot, so a restarted service gets a new pid.
@@ -60,6 +61,23 @@ struct Waiter {
 };
 Waiter g_waiters[16];
 
+// Signal dispositions, by slot (reset when a new process takes the slot).
+struct Signals {
+    Endpoint endpoint = kNone;
+    uint64_t handler[proto::kNrSignals] = {};  // kSigDefault, kSigIgnore or an address
+    uint64_t restorer = 0;
+    uint32_t pending = 0;  // caught signals not delivered yet (kSysSigSend said kEBusy)
+};
+Signals g_signals[kNrProcs];
+uint64_t g_retry_ns = 0;  // when to try the pending ones again (0: none)
+constexpr uint64_t kRetryNs = 20000000;
+
+Signals& signals_of(Endpoint e) {
+    Signals& s = g_signals[endpoint_slot(e)];
+    if (s.endpoint != e) s = Signals{e};
+    return s;
+}
+
 bool matches(const Child& c, Endpoint parent, int32_t pid) {
     return c.endpoint != kNone && c.parent == parent && (pid == -1 || c.pid == pid);
 }
@@ -98,6 +116,11 @@ int32_t do_exec(Message& m, bool* deferred) {
     m.i64[6] = client;
     int32_t r = user::kernel_call(kSysExec, &m);
     *deferred = r == kOk;
+    if (r == kOk) {  // caught signals go back to their default; ignored ones stay ignored
+        Signals& s = signals_of(client);
+        for (uint64_t& h : s.handler)
+            if (h != proto::kSigIgnore) h = proto::kSigDefault;
+    }
     return r;
 }
 
@@ -116,6 +139,9 @@ int32_t do_fork(Message& m) {
     auto e = static_cast<Endpoint>(k.u64[0]);
     *c = Child{e, parent, pid_of(e)};
     tell_vfs(proto::kVfsFork, parent, e);
+    Signals& cs = signals_of(e);  // the child keeps its parent's dispositions
+    memcpy(cs.handler, signals_of(parent).handler, sizeof cs.handler);
+    cs.restorer = signals_of(parent).restorer;
     Message child{};
     child.m_type = 0;
     user::sendnb(e, &child);
@@ -147,15 +173,106 @@ int32_t do_wait(Message& m, bool* deferred) {
     return kEBusy;
 }
 
-int32_t do_kill(Message& m) {
-    Endpoint e = endpoint_of(static_cast<int32_t>(m.i64[0]));
-    if (e == kNone) return kESrch;
-    // The process managers themselves stay.
-    if (e == user::self() || e == user::find("rs")) return kEPerm;
+bool ignored_by_default(int sig) {
+    return sig == proto::kSigChld;
+}
+
+int32_t terminate(Endpoint e, int sig) {
     Message k{};
     k.u64[0] = static_cast<uint64_t>(e);
+    k.u64[1] = static_cast<uint64_t>(sig);
     int32_t r = user::kernel_call(kSysKill, &k);
     return r == kEDeadSrcDst ? kESrch : r;
+}
+
+void drop_deferred(Endpoint e);
+void arm_alarm(uint64_t now);
+
+// Does what signal sig means to the live process e: terminate it, nothing, or run its
+// handler (now, or once the server holding its request has answered).
+int32_t send_signal(Endpoint e, int sig) {
+    if (e < 0 || endpoint_slot(e) >= kNrProcs) return kESrch;
+    Signals& s = signals_of(e);
+    uint64_t h = s.handler[sig];
+    if (sig == proto::kSigKill || (h == proto::kSigDefault && !ignored_by_default(sig)))
+        return terminate(e, sig);
+    if (h == proto::kSigDefault || h == proto::kSigIgnore) return kOk;
+    drop_deferred(e);  // its wait or sleep ends with EINTR
+    Message k{};
+    k.u64[0] = static_cast<uint64_t>(e);
+    k.u64[1] = static_cast<uint64_t>(sig);
+    k.u64[2] = h;
+    k.u64[3] = s.restorer;
+    k.u64[4] = static_cast<uint64_t>(user::find("tty"));  // a line read may be abandoned
+    int32_t r = user::kernel_call(kSysSigSend, &k);
+    if (r == kEBusy) {
+        s.pending |= 1u << sig;
+        if (!g_retry_ns) {
+            uint64_t now = user::uptime_ns();
+            g_retry_ns = now + kRetryNs;
+            arm_alarm(now);
+        }
+        return kOk;
+    }
+    if (r == kEFault) return terminate(e, sig);  // no room for the frame
+    return r == kEInval ? kESrch : r;
+}
+
+void retry_pending(uint64_t now) {
+    if (!g_retry_ns || g_retry_ns > now) return;
+    g_retry_ns = 0;
+    for (Signals& s : g_signals) {
+        uint32_t pending = s.pending;
+        s.pending = 0;
+        for (int sig = 1; pending && sig < proto::kNrSignals; ++sig)
+            if (pending & (1u << sig)) send_signal(s.endpoint, sig);
+    }
+}
+
+// A signal to the requester itself goes out after the reply (else it would interrupt
+// its own kill with EINTR).
+Endpoint g_self_signal_to = kNone;
+int g_self_signal = 0;
+
+// kill(-pid, sig): every live child pid started (the shell's foreground job: there are
+// no process groups of their own).
+int32_t kill_children(Endpoint parent, int sig) {
+    int32_t r = kESrch;
+    for (Child& c : g_children) {
+        if (c.endpoint == kNone || c.zombie || c.parent != parent) continue;
+        r = kOk;
+        if (sig) send_signal(c.endpoint, sig);
+    }
+    return r;
+}
+
+int32_t do_kill(Message& m) {
+    auto pid = static_cast<int32_t>(m.i64[0]);
+    auto sig = static_cast<int>(m.i64[1]);
+    if (sig < 0 || sig >= proto::kNrSignals) return kEInval;
+    Endpoint e = endpoint_of(pid < 0 ? -pid : pid);
+    if (e == kNone) return kESrch;
+    if (pid < 0) return kill_children(e, sig);
+    // The process managers themselves stay.
+    if (e == user::self() || e == user::find("rs")) return kEPerm;
+    if (sig == 0) return kOk;
+    if (e == m.m_source) {
+        g_self_signal_to = e, g_self_signal = sig;
+        return kOk;
+    }
+    return send_signal(e, sig);
+}
+
+int32_t do_sigaction(Message& m) {
+    auto sig = static_cast<int>(m.i64[0]);
+    if (sig <= 0 || sig >= proto::kNrSignals || sig == proto::kSigKill) return kEInval;
+    if (m.u64[1] >= kUserTop) return kEInval;
+    Signals& s = signals_of(m.m_source);
+    uint64_t old = s.handler[sig];
+    s.handler[sig] = m.u64[1];
+    if (m.u64[1] > proto::kSigIgnore) s.restorer = m.u64[2];
+    m.u64[1] = old;
+    return kOk;
 }
 
 int32_t do_procs(Message& m) {
@@ -185,6 +302,7 @@ void arm_alarm(uint64_t now) {
     uint64_t next = 0;
     for (const Sleeper& s : g_sleepers)
         if (s.endpoint != kNone && (!next || s.wake_ns < next)) next = s.wake_ns;
+    if (g_retry_ns && (!next || g_retry_ns < next)) next = g_retry_ns;
     Message a{};
     a.u64[0] = next ? (next > now ? next - now : 1) : 0;
     user::kernel_call(kSysSetAlarm, &a);
@@ -202,7 +320,17 @@ int32_t do_sleep(Message& m, bool* deferred) {
     return kEBusy;
 }
 
+// A signal handler is about to run in e: its deferred wait or sleep ends (the kernel
+// makes the call return kEIntr), so PM must not answer it later.
+void drop_deferred(Endpoint e) {
+    for (Waiter& w : g_waiters)
+        if (w.parent == e) w = Waiter{};
+    for (Sleeper& s : g_sleepers)
+        if (s.endpoint == e) s = Sleeper{};
+}
+
 void wake(uint64_t now) {
+    retry_pending(now);
     for (Sleeper& s : g_sleepers) {
         if (s.endpoint == kNone || s.wake_ns > now) continue;
         Message r{};
@@ -229,12 +357,14 @@ void reap() {
                 if (o.parent == e && o.zombie) o = Child{};
             bool parent_alive = false;
             for (const Child& p : g_children) parent_alive |= p.endpoint == c.parent && !p.zombie;
+            Endpoint parent = c.parent;
             for (Waiter& w : g_waiters) {
                 if (w.parent == kNone || !matches(c, w.parent, w.pid)) continue;
                 w = Waiter{};
                 deliver(c.parent, c);
                 break;
             }
+            send_signal(parent, proto::kSigChld);  // ignored unless it has a handler
             // A parent PM did not start (init, a service) is alive while the kernel says so.
             if (c.endpoint != kNone && !parent_alive) {
                 Message info{};
@@ -301,6 +431,9 @@ int main(const char*) {
             case proto::kPmKill:
                 r = do_kill(m);
                 break;
+            case proto::kPmSigAction:
+                r = do_sigaction(m);
+                break;
             case proto::kPmProcs:
                 r = do_procs(m);
                 break;
@@ -315,5 +448,9 @@ int main(const char*) {
         if (deferred) continue;
         m.m_type = r;
         user::sendnb(client, &m);
+        if (g_self_signal_to != kNone) {
+            send_signal(g_self_signal_to, g_self_signal);
+            g_self_signal_to = kNone;
+        }
     }
 }

@@ -53,9 +53,13 @@ int g_nr = 0;
 
 // The table, then the services named in RS's arguments (restarted and heartbeaten; for
 // tests: "hang" is a service that stops answering; "vblk1:vblk:1" the second disk's
-// driver).
+// driver). "--only NAME...": DS and the named ones, no other table entries (the in-guest
+// test suite's RS area).
 void load_table(const char* args) {
-    for (const ServiceSpec& spec : kServices) g_state[g_nr++].spec = spec;
+    bool only = strncmp(args, "--only", 6) == 0 && (args[6] == ' ' || args[6] == '\0');
+    for (const ServiceSpec& spec : kServices)
+        if (!only || strcmp(spec.name, "ds") == 0) g_state[g_nr++].spec = spec;
+    if (only) args += 6;
     static char names[128];
     strncpy(names, args, sizeof names - 1);
     for (char* p = names; *p && g_nr < kMaxServices;) {
@@ -128,7 +132,7 @@ void died(Endpoint e, uint64_t reason, uint64_t detail, uint64_t now) {
         else if (reason == kExitFault)
             user::format(how, sizeof how, "faulted (vector %lu)", detail);
         else
-            user::format(how, sizeof how, "was killed");
+            user::format(how, sizeof how, "was killed (signal %lu)", detail);
         print("rs: %s (endpoint %d, generation %d) %s\n", g_state[i].spec.name, e, generation(e),
               how);
         s.endpoint = kNone;
@@ -173,6 +177,7 @@ void ping(uint64_t now) {
                   s.endpoint);
             Message k{};
             k.u64[0] = static_cast<uint64_t>(s.endpoint);
+            k.u64[1] = proto::kSigKill;
             user::kernel_call(kSysKill, &k);  // its death arrives as a SYSTEM notification
             continue;
         }

@@ -1,9 +1,11 @@
-// TTY, the console driver: reads COM1 (its ports and IRQ 4 are its privileges), echoes and
-// edits input a line at a time, and hands complete lines to readers (kTtyRead). It reads
-// only while someone waits for a line, so typed-ahead input waits in the UART (and
-// survives a restart of TTY) and is echoed when it is read. Output
-// does not pass through here: programs write to the console through the VMM endpoint
-// (the hypercall console on ukvm, COM1 elsewhere).
+// TTY, the console driver: reads COM1 (its ports and IRQ 4 are its privileges) all the
+// time, so that ^C reaches it while a program runs: ^C throws away the input not yet read
+// and sends SIGINT (through PM) to the foreground process the shell named
+// (kTtySetForeground). Other input waits in a buffer (typed-ahead input for the program
+// or the shell) and is edited (backspace, ^U), echoed and handed out a line at a time
+// when a reader asks (kTtyRead), so it does not mix into a running program's output.
+// Output does not pass through here: programs write to the console through the VMM
+// endpoint (the hypercall console on ukvm, COM1 elsewhere).
 #include "sys.hpp"
 
 using namespace ukvm::kernel;
@@ -33,9 +35,13 @@ size_t g_cooked_len = 0;
 // The line being edited.
 char g_line[256];
 size_t g_line_len = 0;
+// Raw input not yet edited: what was typed ahead of the readers.
+char g_raw[1024];
+size_t g_raw_len = 0;
 // Readers blocked in kTtyRead, in arrival order.
 Endpoint g_readers[8];
 int g_nr_readers = 0;
+int32_t g_foreground = 0;  // pid that ^C signals (0: none)
 
 void echo(const char* s, size_t n) {
     user::write(s, n);
@@ -72,8 +78,8 @@ bool read_char(char* c) {
     return true;
 }
 
-// The receive interrupt is on only while a reader waits (input otherwise stays in the
-// UART, where a restarted TTY finds it).
+// The receive interrupt is on while there is room for input (when the buffer is full,
+// input waits in the UART).
 void set_rx_interrupt(bool on) {
     static int state = -1;
     if (state == on) return;
@@ -98,15 +104,48 @@ void serve() {
     }
 }
 
-// Reads the UART only as far as waiting readers need: until each has a line.
+// ^C: the input so far is dropped (POSIX's flush on INTR) and the foreground process gets
+// SIGINT.
+void interrupt() {
+    echo("^C\n", 3);
+    g_raw_len = g_line_len = g_cooked_len = 0;
+    if (g_foreground != 0) sys::kill(g_foreground, proto::kSigInt);
+}
+
+int complete_lines() {
+    int n = 0;
+    for (size_t i = 0; i < g_cooked_len; ++i) n += g_cooked[i] == '\n';
+    return n;
+}
+
+// Edits raw input into lines while readers wait for more lines than there are.
+void cook() {
+    size_t used = 0;
+    while (used < g_raw_len && complete_lines() < g_nr_readers) input(g_raw[used++]);
+    memcpy(g_raw, g_raw + used, g_raw_len - used);  // (forward copy: safe here)
+    g_raw_len -= used;
+}
+
+// Reads everything the UART has (^C at once, the rest into the raw buffer while there is
+// room), then answers the readers it can.
 void pump() {
     for (;;) {
+        cook();
         serve();
         char c;
-        if (!g_nr_readers || !read_char(&c)) break;
-        input(c);
+        if (g_raw_len == sizeof g_raw || !read_char(&c)) break;
+        if (c == 0x03)
+            interrupt();
+        else
+            g_raw[g_raw_len++] = c;
     }
-    set_rx_interrupt(g_nr_readers > 0);
+    set_rx_interrupt(g_raw_len < sizeof g_raw);
+}
+
+void add_reader(Endpoint e) {
+    for (int i = 0; i < g_nr_readers; ++i)
+        if (g_readers[i] == e) return;  // its earlier read was interrupted by a signal
+    g_readers[g_nr_readers++] = e;
 }
 
 }  // namespace
@@ -119,7 +158,7 @@ int main(const char*) {
         return 1;
     }
     outb(kCom1 + kMcr, 0x0b);  // DTR, RTS, OUT2 (the interrupt gate on a PC)
-    set_rx_interrupt(false);   // until a reader comes
+    pump();                    // what came before us, and the receive interrupt on
     for (;;) {
         if (user::receive(kAny, &m) != kOk) continue;
         if (m.m_type == kNotifyMessage) {
@@ -129,12 +168,18 @@ int main(const char*) {
                 user::notify(m.m_source);  // RS's heartbeat
             continue;
         }
+        if (m.m_type == proto::kTtySetForeground) {
+            g_foreground = static_cast<int32_t>(m.i64[0]);
+            m.m_type = kOk;
+            user::sendnb(m.m_source, &m);
+            continue;
+        }
         if (m.m_type != proto::kTtyRead || g_nr_readers == 8) {
             m.m_type = m.m_type != proto::kTtyRead ? kENoSys : kEBusy;
             user::sendnb(m.m_source, &m);
             continue;
         }
-        g_readers[g_nr_readers++] = m.m_source;
+        add_reader(m.m_source);
         pump();
     }
 }

@@ -12,8 +12,8 @@ using user::print;
 namespace {
 
 constexpr const char* kAreas[] = {
-    "ipc_rules",  "ipc_deadlock", "ipc_notify",  "ipc_grants",
-    "ipc_faults", "ipc_timers",   "ipc_devices", "ipc_bench",
+    "ipc_rules",  "ipc_deadlock", "ipc_notify", "ipc_grants", "ipc_faults",
+    "ipc_timers", "ipc_devices",  "ipc_rs",     "ipc_bench",
 };
 
 struct Result {

@@ -132,8 +132,29 @@ def net_seeds():
     seed("transmit-oversized", {}, [], {0: desc(0x1000, 12, F_NEXT, 1), 1: desc(0x1000, 1515)}, [0])
     seed("transmit-writable", {}, [], {0: desc(0x1000, 72, F_WRITE)}, [0])
     seed("receive-readable", {0: desc(0x2000, 1526)}, [0], {}, [], [arp])
+def console_seeds():
+    # RAM 0x4000: receiveq at 0x0/0x100/0x200, transmitq at 0x400/0x500/0x600; the last
+    # 64 bytes are also the host's input.
+    def seed(name, rx, tx):
+        ram = Ram(0x4000)
+        for (desc_at, avail_at), (table, chains) in (((0x0, 0x100), rx), ((0x400, 0x500), tx)):
+            for i, d in table.items():
+                ram.put(desc_at + 16 * i, d)
+            ram.put(avail_at, struct.pack("<HH", 0, len(chains)))
+            for n, head in enumerate(chains):
+                ram.put(avail_at + 4 + 2 * n, struct.pack("<H", head))
+        ram.put(0x1000, b"hello from the guest\n")
+        ram.put(0x4000 - 64, b"typed by the host\n".ljust(64, b"x"))
+        write("fuzz_virtio_console", name, ram.b)
+
+    seed("echo", ({0: desc(0x2000, 32, F_WRITE), 1: desc(0x2100, 64, F_WRITE)}, [0, 1]),
+         ({0: desc(0x1000, 21)}, [0]))
+    seed("split", ({0: desc(0x2000, 8, F_WRITE | F_NEXT, 1), 1: desc(0x2100, 64, F_WRITE)}, [0]),
+         ({0: desc(0x1000, 5, F_NEXT, 1), 1: desc(0x1005, 16)}, [0]))
+    seed("wrong-directions", ({0: desc(0x2000, 32)}, [0]), ({0: desc(0x1000, 21, F_WRITE)}, [0]))
 
 
 virtqueue_seeds()
 blk_seeds()
 net_seeds()
+console_seeds()

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -37,6 +38,15 @@ struct ProcessOptions {
     // Written to the child's stdin, which is then closed. Without it stdin is /dev/null.
     std::string input;
     bool has_input = false;
+    // Then, in order: once stdout shows `wait_for` (after the previous step's match) and
+    // `delay` more has passed, write `text` (stdin stays open until the last step is
+    // written). Needs has_input.
+    struct Step {
+        std::string wait_for;
+        std::string text;
+        std::chrono::milliseconds delay{0};
+    };
+    std::vector<Step> script;
     // Working directory of the child; empty: the caller's.
     std::filesystem::path cwd;
 };
@@ -180,8 +190,14 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
     }
 
     ProcessResult result;
+    std::string input = options.input;
     std::size_t input_done = 0;
-    if (options.has_input && options.input.empty()) in_parent.reset();
+    std::size_t step = 0, search_from = 0;
+    std::optional<steady_clock::time_point> step_due;  // the current step matched: write then
+    auto input_finished = [&] {
+        return input_done == input.size() && step == options.script.size();
+    };
+    if (options.has_input && input_finished()) in_parent.reset();
     const auto deadline = steady_clock::now() + options.timeout;
 
     while (out_r.get() >= 0 || err_r.get() >= 0) {
@@ -200,18 +216,20 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
             }
         }
         if (result.timed_out) wait_ms = 1000;
+        if (step_due) {
+            const auto until = duration_cast<milliseconds>(*step_due - steady_clock::now());
+            const int due_ms = static_cast<int>(std::max<long long>(until.count(), 0));
+            wait_ms = wait_ms < 0 ? due_ms : std::min(wait_ms, due_ms);
+        }
 
-        pollfd fds[3] = {
-            {out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {in_parent.get(), POLLOUT, 0}};
+        const int in_fd = input_done < input.size() ? in_parent.get() : -1;
+        pollfd fds[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {in_fd, POLLOUT, 0}};
         const int n = ::poll(fds, 3, wait_ms);
         if (n < 0) {
             if (errno == EINTR) continue;
             detail::throw_errno("poll");
         }
-        if (n == 0) {
-            if (result.timed_out) break;  // killed, yet a pipe stays open: give up on it
-            continue;
-        }
+        if (n == 0 && result.timed_out) break;  // killed, yet a pipe stays open: give up on it
         auto drain = [](detail::Fd& fd, short revents, std::string& into) {
             if (fd.get() < 0 || revents == 0) return;
             char buf[4096];
@@ -224,14 +242,24 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
         };
         drain(out_r, fds[0].revents, result.out);
         drain(err_r, fds[1].revents, result.err);
-        if (in_parent.get() >= 0 && fds[2].revents != 0) {
-            const ssize_t w =
-                ::send(in_parent.get(), options.input.data() + input_done,
-                       options.input.size() - input_done, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w > 0) input_done += static_cast<std::size_t>(w);
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || input_done == options.input.size())
-                in_parent.reset();  // done, or the child stopped reading
+        while (in_parent.get() >= 0 && step < options.script.size()) {
+            if (!step_due) {
+                const std::size_t at = result.out.find(options.script[step].wait_for, search_from);
+                if (at == std::string::npos) break;
+                search_from = at + options.script[step].wait_for.size();
+                step_due = steady_clock::now() + options.script[step].delay;
+            }
+            if (steady_clock::now() < *step_due) break;
+            step_due.reset();
+            input += options.script[step++].text;
         }
+        if (in_fd >= 0 && fds[2].revents != 0) {
+            const ssize_t w = ::send(in_parent.get(), input.data() + input_done,
+                                     input.size() - input_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w > 0) input_done += static_cast<std::size_t>(w);
+            if (w < 0 && errno != EAGAIN && errno != EINTR) in_parent.reset();  // stopped reading
+        }
+        if (in_parent.get() >= 0 && input_finished()) in_parent.reset();
     }
 
     int wstatus = 0;

@@ -34,9 +34,11 @@ fs::path program(const std::string& name) {
     return fs::path(UKVM_GUEST_DIR) / "guest-servers" / name;
 }
 // The runner first (the only module started at boot: cmdline start=1), then its boot image.
+// (ipc_rs starts rs, which starts ds and hang.)
 const std::vector<std::string> kSuite = {"ipc_test",   "ipc_echo",     "ipc_user",    "fault",
                                          "ipc_rules",  "ipc_deadlock", "ipc_notify",  "ipc_grants",
-                                         "ipc_faults", "ipc_timers",   "ipc_devices", "ipc_bench"};
+                                         "ipc_faults", "ipc_timers",   "ipc_devices", "ipc_rs",
+                                         "rs",         "ds",           "hang",        "ipc_bench"};
 const std::string kSuiteCmdline = "start=1";
 
 class KernelBoot : public ::testing::Test {
@@ -86,7 +88,7 @@ TEST_F(KernelBoot, IpcSuitePassesOnUkvm) {
     EXPECT_THAT(r.out, ::testing::Not(HasSubstr("FAIL"))) << describe(r);
     // Every area ran and reported, and the bench line is there for bench/.
     for (const char* area : {"ipc_rules", "ipc_deadlock", "ipc_notify", "ipc_grants", "ipc_faults",
-                             "ipc_timers", "ipc_devices"})
+                             "ipc_timers", "ipc_devices", "ipc_rs"})
         EXPECT_THAT(r.out, ::testing::ContainsRegex(std::string("\n") + area +
                                                     ": [1-9][0-9]* passed, 0 failed\n"))
             << area;

@@ -115,14 +115,17 @@ protected:
         config_.insert(at + rs.size(), args);
     }
 
-    // Boots the system under ukvm with input on the guest's console.
-    ProcessResult run_ukvm(const std::string& input) {
+    // Boots the system under ukvm with input on the guest's console (then the script's
+    // steps: input written once the console shows what each waits for).
+    ProcessResult run_ukvm(const std::string& input,
+                           std::vector<ProcessOptions::Step> script = {}) {
         const fs::path file = dir_ / "minix.toml";
         std::ofstream(file) << config_;
         ProcessOptions options;
         options.timeout = std::chrono::seconds(120);
         options.input = input;
         options.has_input = true;
+        options.script = std::move(script);
         return run_process({UKVM_BINARY, "run", file.string()}, options);
     }
 
@@ -170,14 +173,54 @@ TEST_F(MinixBoot, RsRestartsAKilledServiceAndDsFollows) {
 
 TEST_F(MinixBoot, TtyRestartIsTransparentToTheShell) {
     REQUIRE_KVM();
-    // Input typed ahead stays in the UART while nobody reads, so the restarted driver
-    // finds the next line; the shell's next read reaches the new TTY through DS.
-    const ProcessResult r = run_ukvm("rstest tty\necho after the restart\npoweroff\n");
+    // The shell's next read reaches the new TTY through DS. (Input typed ahead while TTY
+    // is killed is lost with it: the next line is typed once rstest has finished.)
+    const ProcessResult r =
+        run_ukvm("rstest tty\n", {{"passed, ", "echo after the restart\npoweroff\n"}});
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("rs: tty restarted: endpoint 131075, generation 2"));
     EXPECT_THAT(r.out, HasSubstr("\n10 passed, 0 failed\n")) << describe(r);
     EXPECT_TRUE(has_line(r.out, "after the restart")) << describe(r);
+}
+
+TEST_F(MinixBoot, SignalsHandlersDefaultsAndWait) {
+    REQUIRE_KVM();
+    // sigtest: handlers, dispositions, EINTR, SIGCHLD, fork (in the guest); then a
+    // service ended by SIGTERM through the shell's kill is restarted by RS.
+    const ProcessResult r = run_ukvm("sigtest\nkill -TERM 2\nkill -BOGUS 2\npoweroff\n");
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n26 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+    EXPECT_THAT(r.out, HasSubstr("rs: ds (endpoint 65537, generation 1) was killed (signal 15)"))
+        << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("usage: kill [-SIGNAL] PID")) << describe(r);
+}
+
+TEST_F(MinixBoot, CtrlCInterruptsTheForegroundProgramNotTheShell) {
+    REQUIRE_KVM();
+    // ^C while a program sleeps (SIGINT's default ends it); while a program with a handler
+    // reads the console (its read says EINTR); at the prompt (a new prompt). Input typed
+    // ahead of a reading program is what it reads. ^C goes out a little after the reader's
+    // message, once it waits in its read: a signal that comes before the read only runs
+    // the handler, and the read then waits for input (POSIX has the same window).
+    using namespace std::chrono_literals;
+    const ProcessResult r =
+        run_ukvm("sigtest read\ntyped ahead\nsigtest sleep\n",
+                 {{"^C ends me", "\x03"},
+                  {"killed by signal 2 (INT)", "sigtest read\n"},
+                  {"^C interrupts", "\x03", 500ms},
+                  {"read interrupted by signal 2\n" + std::string(kPrompt), "\x03", 500ms},
+                  {"^C\n" + std::string(kPrompt), "echo still here\npoweroff\n"}});
+    ASSERT_FALSE(r.timed_out) << describe(r);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(has_line(r.out, "sigtest: read 'typed ahead'")) << describe(r);
+    EXPECT_TRUE(has_line_matching(r.out, "\\[[0-9]+\\] sigtest: killed by signal 2 \\(INT\\)"))
+        << describe(r);
+    EXPECT_TRUE(has_line(r.out, "sigtest: read interrupted by signal 2")) << describe(r);
+    EXPECT_TRUE(has_line(r.out, "still here")) << describe(r);
+    EXPECT_EQ(count(r.out, "; type help for the commands"), 1u) << describe(r);  // same shell
 }
 
 TEST_F(MinixBoot, RsKillsAndRestartsAHungService) {

@@ -137,6 +137,12 @@ TEST_F(ConfigTest, ConsoleChoices) {
     const GuestConfig d =
         load_config(write("guest.toml", std::string(kMinimal) + "console.input = \"auto\"\n"));
     EXPECT_EQ(d.console.input, ConsoleInput::Auto);
+    EXPECT_FALSE(d.console.virtio);
+    const GuestConfig v =
+        load_config(write("guest.toml", std::string(kMinimal) + "console.virtio = true\n"));
+    EXPECT_TRUE(v.console.virtio);
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\nvirtio = \"yes\"\n"),
+              at(4, 10, "console.virtio") + "expected a boolean, got a string");
 }
 
 TEST_F(ConfigTest, ShippedSamplesAreValid) {

@@ -63,6 +63,7 @@ enum Error : int32_t {
     kESrch = -3,
     kE2Big = -7,
     kENoMem = -12,
+    kEIntr = -4,  // a blocking call interrupted by a signal (kSysSigSend)
     kEFault = -14,
     kEBusy = -16,
     kEInval = -22,
@@ -102,7 +103,7 @@ enum KernelCall : int32_t {
     kSysSpawn = 1,     // bytes[0..16): boot program name, bytes[16..56): arguments (both
                        // NUL-terminated; empty: the module's own) -> u64[0] endpoint
     kSysExit = 2,      // u64[0] status. Never replies.
-    kSysKill = 3,      // u64[0] endpoint
+    kSysKill = 3,      // u64[0] endpoint, u64[1] the signal that killed it (wait's detail)
     kSysGetKSig = 4,   // -> u64[0] endpoint of a dead child or kNone, u64[1] reason, u64[2] detail
     kSysTimes = 5,     // -> u64[0] uptime ns
     kSysSetAlarm = 6,  // u64[0] ns from now (0 cancels) -> notification from kClock
@@ -144,8 +145,19 @@ enum KernelCall : int32_t {
                          // of ranges written: where the granted bytes are in RAM, for DMA
                          // straight into a client's buffer (MINIX's umap of a grant).
                          // Drivers only; the grant must be the caller's with those rights.
+    // Signals (PM's): PM decides what a signal does; the kernel only builds and unwinds
+    // the handler's frame.
+    kSysSigSend = 23,    // u64[0] endpoint, u64[1] signal, u64[2] handler, u64[3] restorer
+                         // (the handler's return address), u64[4] a server whose pending
+                         // reply may be abandoned: pushes a SigFrame on the process's stack
+                         // and makes it run handler(signal). A process blocked in IPC is
+                         // taken out with kEIntr (sending, receiving, or waiting for the
+                         // reply of the caller or of u64[4]); waiting for any other
+                         // server's reply -> kEBusy (nothing changed; try later)
+    kSysSigReturn = 24,  // u64[0] the SigFrame's address: the process continues where the
+                         // signal interrupted it (no reply; any process may call it)
 };
-inline constexpr int kNrKernelCalls = 23;
+inline constexpr int kNrKernelCalls = 25;
 struct PhysRange {
     uint64_t addr;
     uint64_t len;
@@ -178,11 +190,24 @@ inline constexpr size_t kNameMax = 16;  // program names, with the NUL
 inline constexpr uint64_t kGrantRead = 1;   // the grantee may read (copy from) the range
 inline constexpr uint64_t kGrantWrite = 2;  // the grantee may write (copy to) the range
 
+// What kSysSigSend pushes on the user stack (below the 128-byte red zone, so that at the
+// handler's entry rsp points at `restorer` and rsp % 16 == 8, as after a call). The FPU
+// state is not saved: programs are built with -mgeneral-regs-only.
+struct SigContext {
+    uint64_t rax, rcx, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15;
+    uint64_t rip, rflags, rsp;
+};
+struct SigFrame {
+    uint64_t restorer;  // the handler returns here; it calls kSysSigReturn(&frame)
+    uint64_t signal;
+    SigContext context;  // the interrupted state (rax = kEIntr for an interrupted call)
+};
+
 // kSysGetKSig reasons.
 enum ExitReason : uint64_t {
     kExitNormal = 0,  // kSysExit; detail = status
     kExitFault = 1,   // CPU exception; detail = vector
-    kExitKilled = 2,  // kSysKill
+    kExitKilled = 2,  // kSysKill; detail = the signal (its u64[1]; 0 if none given)
 };
 
 // The user half of every address space: [kUserBase, kUserTop).
