@@ -101,11 +101,12 @@ constexpr Policy kPolicies[] = {
     {"ds", kServerPriv},
     {"tty", driver(1u << 4, 0x3f8, 8)},
     {"pci", pci_server()},
-    {"vblk", pci_driver()},  // virtio-blk
-    {"blktest", tester()},   // block-device tests (sleeps on alarms while a driver restarts)
-    {"blkbench", tester()},  // block-device benchmark
-    {"inet", kServerPriv},   // TCP/IP (lwIP)
-    {"vnet", pci_driver()},  // virtio-net
+    {"vblk", pci_driver()},   // virtio-blk
+    {"blktest", tester()},    // block-device tests (sleeps on alarms while a driver restarts)
+    {"blkbench", tester()},   // block-device benchmark
+    {"inet", kServerPriv},    // TCP/IP (lwIP)
+    {"vnet", pci_driver()},   // virtio-net
+    {"vcons", pci_driver()},  // virtio-console
     {"vfs", kServerPriv},
     {"mfs", kServerPriv},
     // The in-guest test suite: the runner, its areas and their helper. The areas run

@@ -52,6 +52,8 @@ enum TtyCall : int32_t {
     kTtyRead = 0x400,           // -> byte count; the bytes (up to one line) at kTtyDataOffset
     kTtySetForeground = 0x401,  // i64[0] pid (0: none) -> 0: ^C sends it SIGINT through PM
                                 // (-pid: pid's children, the shell's job)
+    kTtyInput = 0x402,          // u64[0] count, the bytes at kTtyDataOffset -> 0: typed input from
+                                // another console device (vcons, the virtio-console driver)
 };
 inline constexpr size_t kTtyDataOffset = 8;
 inline constexpr size_t kTtyDataMax = 56 - kTtyDataOffset;

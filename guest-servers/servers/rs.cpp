@@ -31,6 +31,7 @@ constexpr ServiceSpec kServices[] = {
     {"pci", "", true, true},             // before the drivers, which claim their devices from it
     {"vblk0", "0", true, true, "vblk"},  // the first virtio-blk disk (kENoDev without one)
     {"vnet0", "0", true, true, "vnet"},  // the first virtio-net device (kENoDev without one)
+    {"vcons", "", true, true},           // virtio-console input for TTY (idle without one)
     {"inet", "", true, true},            // TCP/IP (en0's address: its boot module's arguments)
     {"mfs", "", true, true},             // the root file system on vblk0 (mounted on first use)
     {"vfs", "", true, true},             // file descriptors and the file calls

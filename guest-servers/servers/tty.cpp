@@ -1,11 +1,11 @@
-// TTY, the console driver: reads COM1 (its ports and IRQ 4 are its privileges) all the
-// time, so that ^C reaches it while a program runs: ^C throws away the input not yet read
-// and sends SIGINT (through PM) to the foreground process the shell named
-// (kTtySetForeground). Other input waits in a buffer (typed-ahead input for the program
-// or the shell) and is edited (backspace, ^U), echoed and handed out a line at a time
-// when a reader asks (kTtyRead), so it does not mix into a running program's output.
-// Output does not pass through here: programs write to the console through the VMM
-// endpoint (the hypercall console on ukvm, COM1 elsewhere).
+// TTY, the console driver: reads COM1 (its ports and IRQ 4 are its privileges), and takes
+// what vcons (the virtio-console driver) receives (kTtyInput), all the time, so that ^C reaches it
+// while a program runs: ^C throws away the input not yet read and sends SIGINT (through PM) to the
+// foreground process the shell named (kTtySetForeground). Other input waits in a buffer
+// (typed-ahead input for the program or the shell) and is edited (backspace, ^U), echoed and handed
+// out a line at a time when a reader asks (kTtyRead), so it does not mix into a running program's
+// output. Output does not pass through here: programs write to the console through the VMM endpoint
+// (the hypercall console on ukvm, COM1 elsewhere).
 #include "sys.hpp"
 
 using namespace ukvm::kernel;
@@ -126,18 +126,22 @@ void cook() {
     g_raw_len -= used;
 }
 
-// Reads everything the UART has (^C at once, the rest into the raw buffer while there is
-// room), then answers the readers it can.
+// One typed byte: ^C at once, anything else into the raw buffer (dropped when it is full).
+void take(char c) {
+    if (c == 0x03)
+        interrupt();
+    else if (g_raw_len < sizeof g_raw)
+        g_raw[g_raw_len++] = c;
+}
+
+// Reads everything the UART has while there is room, then answers the readers it can.
 void pump() {
     for (;;) {
         cook();
         serve();
         char c;
         if (g_raw_len == sizeof g_raw || !read_char(&c)) break;
-        if (c == 0x03)
-            interrupt();
-        else
-            g_raw[g_raw_len++] = c;
+        take(c);
     }
     set_rx_interrupt(g_raw_len < sizeof g_raw);
 }
@@ -166,6 +170,17 @@ int main(const char*) {
                 pump();
             else if (m.m_source == user::parent())
                 user::notify(m.m_source);  // RS's heartbeat
+            continue;
+        }
+        if (m.m_type == proto::kTtyInput) {  // from vcons: the virtio-console's input
+            Endpoint from = m.m_source;
+            uint64_t n = m.u64[0] < proto::kTtyDataMax ? m.u64[0] : proto::kTtyDataMax;
+            char bytes[proto::kTtyDataMax];
+            memcpy(bytes, m.bytes + proto::kTtyDataOffset, n);
+            m.m_type = kOk;
+            user::sendnb(from, &m);  // first: ^C below may wait for PM
+            for (uint64_t i = 0; i < n; ++i) take(bytes[i]);
+            pump();
             continue;
         }
         if (m.m_type == proto::kTtySetForeground) {
