@@ -203,7 +203,7 @@ void write_while_killing_the_driver() {
         sys::ProcEntry e{};
         while (pid == 0 && sys::next_proc(&slot, &e))
             if (strcmp(e.info.name, "vblk") == 0) pid = e.pid;
-        int32_t r = pid > 0 ? sys::kill(pid) : -3;
+        int32_t r = pid > 0 ? sys::kill(pid, proto::kSigKill) : -3;
         print("fstest: killed vblk (pid %d): %d\n", pid, r);
         user::exit(r == 0 ? 0 : 1);
     }
