@@ -27,6 +27,7 @@
 #include <deque>
 #include <list>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "ukvm/virtio/net.h"
@@ -105,7 +106,8 @@ public:
         callbacks_.register_poll_fd = [](int, void*) {};
         callbacks_.unregister_poll_fd = [](int, void*) {};
         callbacks_.notify = [](void*) {};
-        slirp_ = slirp_new(&cfg, &callbacks_, this);
+        owner_.reset(slirp_new(&cfg, &callbacks_, this));
+        slirp_ = owner_.get();
         if (slirp_ == nullptr) throw NetError(key + ": libslirp refused its configuration");
 
         for (std::size_t i = 0; i < config.hostfwd.size(); ++i) {
@@ -121,10 +123,6 @@ public:
                                f.text + "\"): the port is in use or not permitted");
             }
         }
-    }
-
-    ~UserBackend() override {
-        if (slirp_ != nullptr) slirp_cleanup(slirp_);
     }
 
     int rx_fd() const override { return ready_.get(); }
@@ -293,11 +291,17 @@ private:
     Fd timer_;
     Fd ready_;
     SlirpCb callbacks_{};
-    Slirp* slirp_ = nullptr;
     std::list<Timer> timers_;
     std::vector<pollfd> pollfds_;
     std::map<int, std::uint32_t> watched_;
     std::deque<std::vector<std::uint8_t>> frames_;
+    struct SlirpCleanup {
+        void operator()(Slirp* s) const { slirp_cleanup(s); }
+    };
+    // Last, so it goes first: slirp_cleanup may still call back into the members above.
+    // Owned even when the constructor throws after slirp_new; slirp_ is what calls use.
+    std::unique_ptr<Slirp, SlirpCleanup> owner_;
+    Slirp* slirp_ = nullptr;
 };
 
 }  // namespace
