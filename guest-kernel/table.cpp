@@ -94,9 +94,16 @@ constexpr Priv test_driver() {
     return p;
 }
 
+// PM also takes the host's power-off requests: IRQ hc::kEventIrq (9), then kEvents.
+constexpr Priv power_manager() {
+    Priv p = kServerPriv;
+    p.irq_mask = 1u << 9;
+    return p;
+}
+
 constexpr Policy kPolicies[] = {
     {"init", kServerPriv},
-    {"pm", kServerPriv},
+    {"pm", power_manager()},
     {"rs", kServerPriv},
     {"ds", kServerPriv},
     {"tty", driver(1u << 4, 0x3f8, 8)},

@@ -118,6 +118,16 @@ int32_t vmm_call(Proc* caller, Message& m) {
             set_payload(m, reply);
             return hc::kOk;
         }
+        case hc::kEvents: {
+            // The host's requests (power off) are for the system, as halting is.
+            if (caller->priv.cls == ProcClass::kUser) return ukvm::kernel::kEPerm;
+            if (!hypercall::available()) return hc::kENoSys;
+            hc::EventsReply reply{};
+            int32_t s = forward(hc::kEvents, nullptr, 0, &reply, sizeof reply);
+            if (s != hc::kOk) return s;
+            set_payload(m, reply);
+            return hc::kOk;
+        }
         default:
             return hc::kENoSys;
     }

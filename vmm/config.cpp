@@ -127,9 +127,9 @@ public:
         : file_(std::move(file)), dir_(fs::absolute(file_).parent_path()), root_(root) {}
 
     GuestConfig read() const {
-        reject_unknown_keys(
-            root_, "",
-            {"name", "memory", "vcpus", "kernel", "cmdline", "module", "console", "disk", "net"});
+        reject_unknown_keys(root_, "",
+                            {"name", "memory", "vcpus", "kernel", "cmdline", "module", "console",
+                             "disk", "net", "api_socket"});
 
         GuestConfig config;
         config.source = fs::absolute(file_).lexically_normal();
@@ -145,6 +145,9 @@ public:
         if (const toml::node* n = root_.get("disk")) config.disks = read_disks(*n);
         if (const toml::node* n = root_.get("net")) {
             config.nets = read_nets(*n, config.name, config.disks.size());
+        }
+        if (const toml::node* n = root_.get("api_socket")) {
+            config.api_socket = read_socket_path(*n, "api_socket");
         }
         return config;
     }
@@ -600,13 +603,14 @@ private:
 
     ConsoleConfig read_console(const toml::node& n) const {
         const toml::table& table = read_table(n, "console");
-        reject_unknown_keys(table, "console", {"output", "file", "input", "virtio"});
+        reject_unknown_keys(table, "console", {"output", "file", "input", "virtio", "socket"});
         ConsoleConfig console;
         if (const toml::node* out = table.get("output")) {
             console.output = read_choice<ConsoleOutput>(*out, "console.output",
                                                         {{"stdout", ConsoleOutput::Stdout},
                                                          {"file", ConsoleOutput::File},
-                                                         {"null", ConsoleOutput::Null}});
+                                                         {"null", ConsoleOutput::Null},
+                                                         {"socket", ConsoleOutput::Socket}});
         }
         if (const toml::node* in = table.get("input")) {
             console.input = read_choice<ConsoleInput>(*in, "console.input",
@@ -626,7 +630,27 @@ private:
         } else if (file != nullptr) {
             fail(*file, "console.file", "only allowed when console.output = \"file\"");
         }
+        const toml::node* socket = table.get("socket");
+        if (console.output == ConsoleOutput::Socket) {
+            if (socket == nullptr) {
+                fail(table, "console.socket", "required when console.output = \"socket\"");
+            }
+            console.socket = read_socket_path(*socket, "console.socket");
+        } else if (socket != nullptr) {
+            fail(*socket, "console.socket", "only allowed when console.output = \"socket\"");
+        }
         return console;
+    }
+
+    // A unix socket ukvm will listen on: a file it creates, with sun_path's length limit.
+    fs::path read_socket_path(const toml::node& n, std::string_view key) const {
+        const fs::path path = read_output_file(n, key);
+        if (path.string().size() > kMaxSocketPathBytes) {
+            fail(n, key,
+                 "'" + path.string() + "' is longer than " + std::to_string(kMaxSocketPathBytes) +
+                     " bytes (a unix socket path's limit)");
+        }
+        return path;
     }
 
     // A file ukvm will write: it need not exist, but its directory must, and it must be

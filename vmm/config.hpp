@@ -21,12 +21,14 @@ struct ModuleConfig {
     std::string args;            // appended to the module's Multiboot command line
 };
 
-enum class ConsoleOutput { Stdout, File, Null };
+// Socket: served on a unix socket for `ukvm ctl`/socat to attach to (docs/control-api.md).
+enum class ConsoleOutput { Stdout, File, Null, Socket };
 enum class ConsoleInput { Auto, Stdin, None };  // Auto: stdin when it is a terminal
 
 struct ConsoleConfig {
     ConsoleOutput output = ConsoleOutput::Stdout;
-    std::filesystem::path file;  // absolute; set when output == File
+    std::filesystem::path file;    // absolute; set when output == File
+    std::filesystem::path socket;  // absolute; set when output == Socket (input comes from it)
     ConsoleInput input = ConsoleInput::Auto;
     // Also offer a virtio-console device (PCI); while a driver runs it, input goes there
     // instead of COM1, and its output joins the console.
@@ -76,6 +78,7 @@ struct GuestConfig {
     ConsoleConfig console;
     std::vector<DiskConfig> disks;
     std::vector<NetConfig> nets;
+    std::filesystem::path api_socket;  // the control socket (docs/control-api.md); empty: none
 };
 
 inline constexpr std::uint64_t kMinMemoryMib = 2;
@@ -88,6 +91,7 @@ inline constexpr std::size_t kMaxVirtioDevices = 8;
 // The MAC a NIC gets when the config names none: locally administered, unicast, the same
 // for the same guest name and [[net]] index on every run.
 MacAddress derived_mac(const std::string& guest_name, std::size_t index);
+inline constexpr std::size_t kMaxSocketPathBytes = 107;  // sockaddr_un.sun_path, with the NUL
 
 // Parses and validates a guest.toml; throws ConfigError naming file, line and key.
 GuestConfig load_config(const std::filesystem::path& file);

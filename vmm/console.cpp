@@ -23,6 +23,32 @@ void write_all(int fd, std::span<const std::uint8_t> bytes) {
 
 }  // namespace
 
+void Console::write(std::span<const std::uint8_t> bytes) {
+    std::lock_guard lock(output_mutex_);
+    output_.write(bytes);
+    for (ConsoleSink* l : listeners_) l->write(bytes);
+}
+
+void Console::set_input(InputFn device) {
+    std::lock_guard lock(input_mutex_);
+    device_ = std::move(device);
+}
+
+void Console::input(std::span<const std::uint8_t> bytes) {
+    std::lock_guard lock(input_mutex_);
+    if (device_) device_(bytes);
+}
+
+void Console::attach(ConsoleSink& listener) {
+    std::lock_guard lock(output_mutex_);
+    listeners_.push_back(&listener);
+}
+
+void Console::detach(ConsoleSink& listener) {
+    std::lock_guard lock(output_mutex_);
+    std::erase(listeners_, &listener);
+}
+
 ConsoleOutputSink::ConsoleOutputSink(const ConsoleConfig& config) : kind_(config.output) {
     if (kind_ == ConsoleOutput::File) {
         int fd = ::open(config.file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -41,6 +67,7 @@ void ConsoleOutputSink::write(std::span<const std::uint8_t> bytes) {
             write_all(file_.get(), bytes);
             break;
         case ConsoleOutput::Null:
+        case ConsoleOutput::Socket:  // served by the console socket (vmm/control/)
             break;
     }
 }
@@ -95,7 +122,47 @@ void InputReader::loop() {
     }
 }
 
+std::filesystem::path socket_option(const std::string& path, const std::string& option) {
+    if (path.empty()) throw ConfigError(option + ": the socket path is empty");
+    const std::filesystem::path p = std::filesystem::absolute(path).lexically_normal();
+    if (p.string().size() > kMaxSocketPathBytes) {
+        throw ConfigError(option + ": '" + p.string() + "' is longer than " +
+                          std::to_string(kMaxSocketPathBytes) +
+                          " bytes (a unix socket path's limit)");
+    }
+    std::error_code ec;
+    if (!std::filesystem::is_directory(p.parent_path(), ec)) {
+        throw ConfigError(option + ": directory '" + p.parent_path().string() + "' does not exist");
+    }
+    return p;
+}
+
+ConsoleConfig parse_console_option(const std::string& spec) {
+    ConsoleConfig c;
+    if (spec == "stdio") return c;
+    if (spec == "null") {
+        c.output = ConsoleOutput::Null;
+        c.input = ConsoleInput::None;
+        return c;
+    }
+    if (spec.starts_with("file:")) {
+        c.output = ConsoleOutput::File;
+        c.file = socket_option(spec.substr(5), "--console file:");  // same checks
+        c.input = ConsoleInput::None;
+        return c;
+    }
+    if (spec.starts_with("socket:")) {
+        c.output = ConsoleOutput::Socket;
+        c.socket = socket_option(spec.substr(7), "--console socket:");
+        c.input = ConsoleInput::None;
+        return c;
+    }
+    throw ConfigError("--console: '" + spec +
+                      "' is not one of stdio, null, file:PATH, socket:PATH");
+}
+
 bool console_reads_stdin(const ConsoleConfig& config) {
+    if (config.output == ConsoleOutput::Socket) return false;  // input comes from the socket
     switch (config.input) {
         case ConsoleInput::Stdin:
             return true;

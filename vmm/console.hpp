@@ -9,7 +9,9 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "vmm/config.hpp"
 #include "vmm/kvm.hpp"
@@ -20,6 +22,36 @@ class ConsoleSink {
 public:
     virtual ~ConsoleSink() = default;
     virtual void write(std::span<const std::uint8_t> bytes) = 0;
+};
+
+// The guest console between its devices and the host: what a device (the UART; later a
+// virtio-console) writes goes to the configured output and to every attached listener (the
+// control and console sockets); bytes typed from any source (stdin, an attached client)
+// go to the one device that takes input. Thread-safe; output and input have separate locks,
+// so a device may write while it is being handed input.
+class Console : public ConsoleSink {
+public:
+    using InputFn = std::function<void(std::span<const std::uint8_t>)>;
+
+    explicit Console(ConsoleSink& output) : output_(output) {}
+
+    // Guest output (a device calls this).
+    void write(std::span<const std::uint8_t> bytes) override;
+    // The device that receives typed bytes; without one, input is dropped.
+    void set_input(InputFn device);
+    // Host input for the guest, from any thread. Errors of the device are its own: a full
+    // receive buffer drops bytes, as a real UART does.
+    void input(std::span<const std::uint8_t> bytes);
+    // Listeners get every byte written from now on until detached.
+    void attach(ConsoleSink& listener);
+    void detach(ConsoleSink& listener);
+
+private:
+    ConsoleSink& output_;
+    std::mutex output_mutex_;
+    std::vector<ConsoleSink*> listeners_;  // guarded by output_mutex_
+    std::mutex input_mutex_;
+    InputFn device_;  // guarded by input_mutex_
 };
 
 // Console output per ConsoleConfig: stdout, a file (created or truncated), or nowhere.
@@ -65,6 +97,13 @@ private:
     Fd stop_;  // eventfd that wakes the thread to end it
     std::thread thread_;
 };
+
+// `ukvm run --console SPEC`: "stdio" (stdout, stdin when it is a terminal), "null",
+// "file:PATH", "socket:PATH". Throws ConfigError naming what is wrong.
+ConsoleConfig parse_console_option(const std::string& spec);
+// A socket path given on the command line, made absolute; throws ConfigError when it is
+// too long for a unix socket or its directory does not exist.
+std::filesystem::path socket_option(const std::string& path, const std::string& option);
 
 // Whether the guest should read stdin under this config.
 bool console_reads_stdin(const ConsoleConfig& config);

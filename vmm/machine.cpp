@@ -11,9 +11,12 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -24,6 +27,7 @@
 #include "vmm/boot/multiboot.hpp"
 #include "vmm/bus.hpp"
 #include "vmm/console.hpp"
+#include "vmm/control/control_server.hpp"
 #include "vmm/devices/cmos_rtc.hpp"
 #include "vmm/devices/hypercall.hpp"
 #include "vmm/devices/i8042.hpp"
@@ -190,6 +194,13 @@ public:
     Machine(const GuestConfig& config, const RunOptions& options);
     int run();
 
+    // The control API (vmm/control/, docs/control-api.md); any thread.
+    control::GuestInfo info();
+    void pause();
+    void resume();
+    void request_shutdown();
+    void destroy();
+
 private:
     struct VcpuSlot {
         std::unique_ptr<Vcpu> vcpu;
@@ -199,6 +210,9 @@ private:
         std::atomic<bool> check_halt{false};              // the watchdog kicked this vCPU
         std::atomic<Liveness> report{Liveness::Unknown};  // the answer to that kick
         std::atomic<bool> exited{false};
+        std::atomic<bool> parked{false};             // waiting in park() while paused
+        std::atomic<clockid_t> cpu_clock{0};         // the thread's CPU-time clock
+        std::atomic<std::uint64_t> final_cpu_ns{0};  // its CPU time when it ended
     };
 
     void attach_virtio(const std::vector<DiskConfig>& disks, const std::vector<NetConfig>& nets);
@@ -212,6 +226,8 @@ private:
     void kick(VcpuSlot& slot);
     void watchdog();
     void stop_vcpus();
+    void park(VcpuSlot& slot);
+    static std::uint64_t cpu_ns(const VcpuSlot& slot);
 
     const GuestConfig& config_;
     RunOptions options_;
@@ -223,7 +239,8 @@ private:
     MultibootBoot boot_;
     Kvm kvm_;
     Vm vm_;
-    ConsoleOutputSink console_;
+    ConsoleOutputSink console_output_;
+    Console console_{console_output_};
     Bus pio_{BusKind::Pio};
     Bus mmio_{BusKind::Mmio};
     Uart8250 uart_;
@@ -261,6 +278,13 @@ private:
     std::string exit_reason_;
     Clock::time_point exit_time_{};
     Fd done_;  // eventfd: a vCPU thread asks the main thread to wind down
+
+    // Pause: vCPU threads park on pause_cv_ while paused_ (docs/control-api.md).
+    std::mutex pause_mutex_;
+    std::condition_variable pause_cv_;
+    bool paused_ = false;                       // guarded by pause_mutex_
+    std::atomic<bool> pause_requested_{false};  // the vCPU loop's cheap check
+    std::atomic<bool> shutdown_requested_{false};
 };
 
 Machine::Machine(const GuestConfig& config, const RunOptions& options)
@@ -271,7 +295,7 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
       // BootError with nothing mapped into any VM.
       boot_(load_multiboot(memory_, config.kernel, config.cmdline, config.modules)),
       vm_(kvm_),
-      console_(config.console),
+      console_output_(config.console),
       uart_(console_, [this](bool level) { vm_.irq_line(Uart8250::kCom1Irq, level); }),
       i8042_([this] { request_exit(0, "reset"); }),
       rtc_(memory_.low_size(), memory_.high_size()),
@@ -300,6 +324,8 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
     int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw KvmError("eventfd", errno);
     done_.reset(efd);
+    // Every input source (stdin, the control and console sockets) goes through one path.
+    console_.set_input([this](std::span<const std::uint8_t> bytes) { console_input(bytes); });
 
     const unsigned count = config.vcpus == 0 ? 1 : config.vcpus;
     for (unsigned id = 0; id < count; ++id) {
@@ -395,6 +421,10 @@ void Machine::request_exit(int status, std::string reason) {
         exit_time_ = Clock::now();
         ended_.store(true, std::memory_order_release);
     }
+    {
+        std::lock_guard lock(pause_mutex_);  // parked vCPUs see ended() and go
+    }
+    pause_cv_.notify_all();
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(done_.get(), &one, sizeof one);
 }
@@ -414,9 +444,16 @@ void Machine::vcpu_thread(VcpuSlot& slot) {
     sigaddset(&kick_set, kick_signal());
     pthread_sigmask(SIG_UNBLOCK, &kick_set, nullptr);
 
+    clockid_t clock{};
+    if (pthread_getcpuclockid(pthread_self(), &clock) == 0) slot.cpu_clock.store(clock);
+
     Vcpu& vcpu = *slot.vcpu;
     try {
         while (!ended()) {
+            if (pause_requested_.load(std::memory_order_acquire)) {
+                park(slot);
+                if (ended()) break;
+            }
             slot.in_run_since_ns.store(now_ns());
             const bool exited = vcpu.run();
             slot.in_run_since_ns.store(0);
@@ -432,9 +469,113 @@ void Machine::vcpu_thread(VcpuSlot& slot) {
     } catch (const std::exception& e) {
         request_exit(kExitVmmError, fmt::format("vCPU {}: {}", vcpu.id(), e.what()));
     }
+    timespec ts{};
+    if (::clock_gettime(clock, &ts) == 0) {
+        slot.final_cpu_ns.store(static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
+                                static_cast<std::uint64_t>(ts.tv_nsec));
+    }
     slot.exited.store(true);
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(done_.get(), &one, sizeof one);
+}
+
+void Machine::park(VcpuSlot& slot) {
+    std::unique_lock lock(pause_mutex_);
+    if (!paused_) return;
+    slot.parked.store(true);
+    pause_cv_.notify_all();
+    pause_cv_.wait(lock, [this] { return !paused_ || ended(); });
+    slot.parked.store(false);
+}
+
+std::uint64_t Machine::cpu_ns(const VcpuSlot& slot) {
+    if (!slot.exited.load()) {
+        timespec ts{};
+        const clockid_t clock = slot.cpu_clock.load();
+        if (clock != clockid_t{} && ::clock_gettime(clock, &ts) == 0) {
+            return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
+                   static_cast<std::uint64_t>(ts.tv_nsec);
+        }
+    }
+    return slot.final_cpu_ns.load();
+}
+
+control::GuestInfo Machine::info() {
+    control::GuestInfo i;
+    i.name = config_.name;
+    i.memory_mib = config_.memory_mib;
+    i.pid = ::getpid();
+    for (const auto& slot : vcpus_) i.vcpu_time_ns += cpu_ns(*slot);
+    Clock::time_point end = Clock::now();
+    {
+        std::lock_guard lock(exit_mutex_);
+        if (ended()) {
+            i.exit_reason = exit_reason_;
+            end = exit_time_;
+        }
+    }
+    i.uptime_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(end - created_).count());
+    bool paused;
+    {
+        std::lock_guard lock(pause_mutex_);
+        paused = paused_;
+    }
+    i.state = ended()               ? "ended"
+              : paused              ? "paused"
+              : shutdown_requested_ ? "shutting-down"
+                                    : "running";
+    return i;
+}
+
+void Machine::pause() {
+    std::unique_lock lock(pause_mutex_);
+    if (ended()) throw control::ControlError("the guest has ended");
+    if (paused_) throw control::ControlError("already paused");
+    paused_ = true;
+    pause_requested_.store(true, std::memory_order_release);
+    // Every vCPU out of KVM_RUN and parked before the reply: "paused" means no guest
+    // instruction runs from now on. Kicks repeat, as one can race with a thread's entry.
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    for (;;) {
+        bool all = true;
+        for (auto& slot : vcpus_) {
+            if (slot->parked.load() || slot->exited.load()) continue;
+            all = false;
+            kick(*slot);
+        }
+        if (all || ended()) return;
+        if (Clock::now() > deadline) {
+            throw control::ControlError("the vCPUs did not stop within 5 s (still pausing)");
+        }
+        pause_cv_.wait_for(lock, std::chrono::milliseconds(2));
+    }
+}
+
+void Machine::resume() {
+    {
+        std::lock_guard lock(pause_mutex_);
+        if (ended()) throw control::ControlError("the guest has ended");
+        if (!paused_) throw control::ControlError("not paused");
+        paused_ = false;
+        pause_requested_.store(false, std::memory_order_release);
+    }
+    pause_cv_.notify_all();
+}
+
+void Machine::request_shutdown() {
+    if (ended()) throw control::ControlError("the guest has ended");
+    // The guest's PM takes the request on the interrupt (docs/hypercall-abi.md, kEvents).
+    // While paused the edge waits in the IOAPIC until the vCPU runs again.
+    hypercalls_.post_events(hc::kEventPowerOff);
+    vm_.irq_line(hc::kEventIrq, true);
+    vm_.irq_line(hc::kEventIrq, false);
+    shutdown_requested_.store(true);
+}
+
+void Machine::destroy() {
+    if (ended()) throw control::ControlError("the guest has ended");
+    request_exit(128 + SIGTERM, "destroyed");
 }
 
 Liveness Machine::liveness(Vcpu& vcpu) {
@@ -590,13 +731,43 @@ int Machine::run() {
     install_kick_handler();
     StopSignals signals;  // before any thread exists, so all inherit the blocked mask
 
+    // The control API and the console socket, after StopSignals: their threads must
+    // inherit the blocked SIGINT/SIGTERM too. Both are attached to the console until the
+    // end of run(), before they go.
+    control::HookedGuestControl control(control::GuestControlHooks{
+        .info = [this] { return info(); },
+        .pause = [this] { pause(); },
+        .resume = [this] { resume(); },
+        .request_shutdown = [this] { request_shutdown(); },
+        .destroy = [this] { destroy(); },
+        .console_input = [this](std::span<const std::uint8_t> b) { console_.input(b); },
+    });
+    std::optional<control::ControlServer> api;
+    std::optional<control::ControlServer> console_socket;
+    if (!config_.api_socket.empty()) api.emplace(config_.api_socket, control);
+    if (config_.console.output == ConsoleOutput::Socket) {
+        console_socket.emplace(config_.console.socket, control, control::ServerMode::ConsoleOnly);
+    }
+    struct Attach {
+        Console& console;
+        ConsoleSink* sink;
+        Attach(Console& c, ConsoleSink* s) : console(c), sink(s) {
+            if (sink) console.attach(*sink);
+        }
+        ~Attach() {
+            if (sink) console.detach(*sink);
+        }
+    };
+    const Attach api_console(console_, api ? &*api : nullptr);
+    const Attach socket_console(console_, console_socket ? &*console_socket : nullptr);
+
     std::optional<RawTerminal> raw;
     std::optional<InputReader> input;
     if (console_reads_stdin(config_.console)) {
         raw.emplace(STDIN_FILENO);
         input.emplace(STDIN_FILENO, [this](std::span<const std::uint8_t> bytes) {
             try {
-                console_input(bytes);
+                console_.input(bytes);
             } catch (const std::exception& e) {
                 spdlog::warn("console input dropped: {}", e.what());
             }

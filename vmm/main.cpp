@@ -71,6 +71,12 @@ int run_cli(int argc, char** argv) {
     run->add_option("config", config_file, "The guest's .toml config")->required();
     run->add_flag("--timing", run_options.timing,
                   "Print first-hypercall and exit times (microseconds) on stderr at exit");
+    std::string api_socket, console_spec;
+    run->add_option("--api-socket", api_socket,
+                    "Serve the control API on this unix socket (overrides api_socket)");
+    run->add_option("--console", console_spec,
+                    "Where the console goes (overrides [console]): stdio, null, file:PATH, "
+                    "socket:PATH");
 
     CLI::App* validate =
         app.add_subcommand("validate", "Check a guest config and the files it names");
@@ -118,8 +124,9 @@ int run_cli(int argc, char** argv) {
     ctl->add_option("socket", ctl_socket, "The guest's control socket")->required();
     ctl->add_option("command", ctl_command, "The command")
         ->required()
-        ->check(CLI::IsMember({"info", "pause", "resume", "shutdown", "destroy"}))
-        ->option_text("info|pause|resume|shutdown|destroy");
+        ->check(
+            CLI::IsMember({"info", "pause", "resume", "shutdown", "destroy", "console", "attach"}))
+        ->option_text("info|pause|resume|shutdown|destroy|console|attach");
 
     app.footer(
         "Exit status: the guest's own (0-255, from its halt hypercall), 1 host/VMM failure,\n"
@@ -158,7 +165,10 @@ int run_cli(int argc, char** argv) {
     }
     if (*ctl) return ukvm::control::cli_ctl(ctl_socket, ctl_command, std::cout, std::cerr);
     if (*run) {
-        const ukvm::GuestConfig config = ukvm::load_config(config_file);
+        ukvm::GuestConfig config = ukvm::load_config(config_file);
+        if (!api_socket.empty())
+            config.api_socket = ukvm::socket_option(api_socket, "--api-socket");
+        if (!console_spec.empty()) config.console = ukvm::parse_console_option(console_spec);
         spdlog::debug("{}: guest '{}', {} MiB, kernel {}, {}", config_file, config.name,
                       config.memory_mib, config.kernel.string(),
                       plural(config.modules.size(), "module"));

@@ -8,6 +8,8 @@
 //
 // Pids are PM's own: small numbers handed out on first sight of an endpoint (system
 // services included), kept per process slot, so a restarted service gets a new pid.
+#include <ukvm/hypercall.h>
+
 #include "sys.hpp"
 
 using namespace ukvm::kernel;
@@ -378,9 +380,39 @@ void reap() {
     }
 }
 
+// The host asked for a clean power-off (hc::kEventPowerOff, docs/hypercall-abi.md): end
+// the user processes PM started, let the file system put its state on disk (VFS, when DS
+// knows one, gets proto::kVfsSync and answers once everything is on disk), then halt with 0.
+void host_power_off() {
+    print("pm: the host asked for a shutdown; powering off\n");
+    for (Child& c : g_children) {
+        if (c.endpoint == kNone || c.zombie) continue;
+        Message k{};
+        k.u64[0] = static_cast<uint64_t>(c.endpoint);
+        user::kernel_call(kSysKill, &k);
+    }
+    tell_vfs(proto::kVfsSync, kNone);  // the file system's cache to the disk
+    print("pm: power off\n");
+    user::halt(0);
+}
+
+// IRQ hc::kEventIrq fired: take the host's pending requests.
+void host_events() {
+    Message m{};
+    m.m_type = ukvm::hc::kEvents;
+    if (user::sendrec(kVmm, &m) != kOk || m.m_type != ukvm::hc::kOk) return;
+    if (m.u64[0] & ukvm::hc::kEventPowerOff) host_power_off();
+}
+
 }  // namespace
 
 int main(const char*) {
+    // Host requests (power off) arrive as an interrupt; without ukvm nobody raises it.
+    Message irq{};
+    irq.u64[0] = ukvm::hc::kEventIrq;
+    irq.u64[1] = 1;
+    user::kernel_call(kSysIrqCtl, &irq);
+    host_events();  // a request posted before we listened
     // Pids in start order for what already runs (RS, DS, PM, ...).
     for (uint64_t slot = 0;;) {
         Message k{};
@@ -398,6 +430,8 @@ int main(const char*) {
                 reap();
             else if (m.m_source == kClock)
                 wake(m.notify.timestamp_ns);
+            else if (m.m_source == kHardware && (m.notify.bits & (1ull << ukvm::hc::kEventIrq)))
+                host_events();
             else if (m.m_source == user::parent())
                 user::notify(m.m_source);  // RS's heartbeat
             continue;

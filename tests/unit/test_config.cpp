@@ -439,10 +439,30 @@ TEST_F(ConfigTest, ConsoleFile) {
               at(4, 8, "console.file") + "only allowed when console.output = \"file\"");
     EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\noutput = \"stderr\"\n"),
               at(4, 10, "console.output") +
-                  "expected one of \"stdout\", \"file\", \"null\", got \"stderr\"");
+                  "expected one of \"stdout\", \"file\", \"null\", \"socket\", got \"stderr\"");
     EXPECT_EQ(
         error_of(std::string(kMinimal) + "[console]\ninput = \"tty\"\n"),
         at(4, 9, "console.input") + "expected one of \"auto\", \"stdin\", \"none\", got \"tty\"");
+}
+
+TEST_F(ConfigTest, ApiAndConsoleSockets) {
+    const GuestConfig c = load_config(
+        write("guest.toml", std::string(kMinimal) +
+                                "api_socket = \"api.sock\"\n[console]\noutput = \"socket\"\n"
+                                "socket = \"console.sock\"\n"));
+    EXPECT_EQ(c.api_socket, dir_ / "api.sock");
+    EXPECT_EQ(c.console.output, ConsoleOutput::Socket);
+    EXPECT_EQ(c.console.socket, dir_ / "console.sock");
+    EXPECT_TRUE(load_config(write("guest.toml", kMinimal)).api_socket.empty());
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\noutput = \"socket\"\n"),
+              at(3, 1, "console.socket") + "required when console.output = \"socket\"");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "[console]\nsocket = \"c.sock\"\n"),
+              at(4, 10, "console.socket") + "only allowed when console.output = \"socket\"");
+    const std::string long_name(120, 's');
+    EXPECT_THAT(error_of(std::string(kMinimal) + "api_socket = \"" + long_name + "\"\n"),
+                testing::HasSubstr("bytes (a unix socket path's limit)"));
+    EXPECT_THAT(error_of(std::string(kMinimal) + "api_socket = \"nodir/a.sock\"\n"),
+                testing::HasSubstr("api_socket: directory"));
 }
 
 TEST_F(ConfigTest, LengthAndCountLimits) {

@@ -82,6 +82,8 @@ protected:
         EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
         return fd;
     }
+
+public:
     // Reads until `until` appears or the peer closes (2 s limit).
     static std::string read_until(int fd, const std::string& until) {
         std::string got;
@@ -98,6 +100,7 @@ protected:
         return got;
     }
 
+protected:
     fs::path path_;
     FakeGuest guest_;
     std::unique_ptr<ControlServer> server_;
@@ -106,8 +109,9 @@ protected:
 TEST_F(ControlTest, InfoReportsTheGuest) {
     const ControlReply r = control_request(path_, "info");
     ASSERT_TRUE(r.ok) << r.error;
-    EXPECT_THAT(r.lines, ElementsAre("name: fake", "state: running", "uptime-ms: 1500",
-                                     "memory-mib: 64", "vcpu-time-ns: 42", "exit-reason: "));
+    EXPECT_THAT(r.lines,
+                ElementsAre("name: fake", "state: running", "uptime-ms: 1500", "memory-mib: 64",
+                            "vcpu-time-ns: 42", "exit-reason: ", "pid: 0"));
 }
 
 TEST_F(ControlTest, PauseResumeShutdownDestroy) {
@@ -209,6 +213,46 @@ TEST_F(ControlTest, CtlCommandPrintsTheReply) {
     EXPECT_EQ(cli_ctl(path_.string() + ".none", "info", out, err), 1);
     EXPECT_THAT(err.str(), HasSubstr("ukvm: connect "));
     EXPECT_EQ(out.str(), "");
+}
+
+TEST_F(ControlTest, OutputWhileNobodyIsAttachedWaitsForTheFirstConsole) {
+    const std::string early = "boot log\nminix# ";
+    server_->console_output(
+        std::span(reinterpret_cast<const std::uint8_t*>(early.data()), early.size()));
+    const int a = connect_raw();
+    ASSERT_EQ(::send(a, "console\n", 8, MSG_NOSIGNAL), 8);
+    EXPECT_EQ(read_until(a, early), "ok\n\n" + early);
+    ::close(a);
+    // Seen once: the next console starts with what comes after.
+    const int b = connect_raw();
+    ASSERT_EQ(::send(b, "console\n", 8, MSG_NOSIGNAL), 8);
+    EXPECT_EQ(read_until(b, "ok\n\n"), "ok\n\n");
+    ::close(b);
+}
+
+TEST(ConsoleOnlyServer, EveryConnectionIsAConsole) {
+    FakeGuest guest;
+    const fs::path path =
+        fs::temp_directory_path() / ("ukvm-con-" + std::to_string(::getpid()) + ".sock");
+    ControlServer server(path, guest, ServerMode::ConsoleOnly);
+    const std::string text = "kept for later\n";
+    server.write(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    for (int cycle = 0; cycle < 3; ++cycle) {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        if (cycle == 0) {
+            EXPECT_EQ(ControlTest::read_until(fd, text), text);
+        }
+        ASSERT_EQ(::send(fd, "info\n", 5, MSG_NOSIGNAL), 5);  // typed, not a request
+        for (int i = 0; i < 100 && guest.typed().size() < 5u * (cycle + 1); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ::close(fd);
+    }
+    EXPECT_EQ(guest.typed(), "info\ninfo\ninfo\n");
 }
 
 TEST(HookedGuestControl, MissingHooksAreErrorsNotCrashes) {

@@ -78,12 +78,25 @@ TEST_F(HypercallTest, Version) {
 }
 
 TEST_F(HypercallTest, UnknownCallsAreENoSys) {
-    for (std::int32_t type : {0, 7, -1, 0x7FFFFFFF}) {
+    for (std::int32_t type : {0, 8, -1, 0x7FFFFFFF}) {
         auto r = call(type);
         EXPECT_EQ(r.m_type, hc::kENoSys) << type;
         EXPECT_EQ(r.m_source, hc::kVmmEndpoint);
         EXPECT_TRUE(payload_zero(r));
     }
+}
+
+TEST_F(HypercallTest, EventsAreTakenOnceAndAccumulate) {
+    auto r = call(hc::kEvents);
+    EXPECT_EQ(r.m_type, hc::kOk);
+    EXPECT_EQ(reply_as<hc::EventsReply>(r).pending, 0u);
+    handler.post_events(hc::kEventPowerOff);
+    handler.post_events(hc::kEventPowerOff | 4);
+    r = call(hc::kEvents);
+    EXPECT_EQ(r.m_type, hc::kOk);
+    EXPECT_EQ(reply_as<hc::EventsReply>(r).pending, hc::kEventPowerOff | 4u);
+    // The rest of the payload is zero, and the bits are now clear.
+    EXPECT_EQ(reply_as<hc::EventsReply>(call(hc::kEvents)).pending, 0u);
 }
 
 TEST_F(HypercallTest, ConsoleWrite) {

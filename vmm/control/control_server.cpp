@@ -17,6 +17,7 @@ namespace {
 constexpr std::size_t kMaxLine = 256;
 constexpr std::size_t kMaxClients = 16;
 constexpr std::size_t kMaxConsoleBacklog = 1024 * 1024;
+constexpr std::size_t kMaxUnclaimed = 64 * 1024;
 
 [[noreturn]] void throw_errno(const std::string& what) {
     throw std::system_error(errno, std::generic_category(), what);
@@ -39,13 +40,13 @@ std::string reply(const GuestInfo& i) {
            "\nuptime-ms: " + std::to_string(i.uptime_ms) +
            "\nmemory-mib: " + std::to_string(i.memory_mib) +
            "\nvcpu-time-ns: " + std::to_string(i.vcpu_time_ns) + "\nexit-reason: " + i.exit_reason +
-           "\n\n";
+           "\npid: " + std::to_string(i.pid) + "\n\n";
 }
 
 }  // namespace
 
-ControlServer::ControlServer(std::filesystem::path socket, GuestControl& guest)
-    : path_(std::move(socket)), guest_(guest) {
+ControlServer::ControlServer(std::filesystem::path socket, GuestControl& guest, ServerMode mode)
+    : path_(std::move(socket)), guest_(guest), mode_(mode) {
     const sockaddr_un addr = address(path_);
     {
         Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -104,6 +105,7 @@ void ControlServer::console_output(std::span<const std::uint8_t> bytes) {
 }
 
 void ControlServer::serve() {
+    bool stopping = false;
     for (;;) {
         std::vector<pollfd> fds = {{listen_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
         for (const Client& c : clients_) {
@@ -117,15 +119,31 @@ void ControlServer::serve() {
             std::string output;
             {
                 std::lock_guard lock(mutex_);
-                if (stopping_) return;
+                stopping = stopping_;
                 output.swap(pending_console_);
             }
+            bool attached = false;
             for (Client& c : clients_) {
                 if (!c.console) continue;
+                attached = true;
                 c.out += output;
                 if (c.out.size() > kMaxConsoleBacklog) {
                     c.out.erase(0, c.out.size() - kMaxConsoleBacklog);
                 }
+            }
+            if (!attached) {
+                unclaimed_ += output;
+                if (unclaimed_.size() > kMaxUnclaimed) {
+                    unclaimed_.erase(0, unclaimed_.size() - kMaxUnclaimed);
+                }
+            }
+            if (stopping) {
+                // Last words (a destroy's "ok", console output up to the end), if the
+                // clients take them now; nobody waits for a slow reader.
+                for (Client& c : clients_) {
+                    if (!c.out.empty()) write_client(c);
+                }
+                return;
             }
         }
         // Indexes into fds match clients_ before this round's accepts and removals.
@@ -151,8 +169,15 @@ void ControlServer::accept_clients() {
         if (clients_.size() >= kMaxClients) continue;  // closed: too many clients
         Client c;
         c.fd = std::move(fd);
+        if (mode_ == ServerMode::ConsoleOnly) attach_console(c);
         clients_.push_back(std::move(c));
     }
+}
+
+void ControlServer::attach_console(Client& c) {
+    c.console = true;
+    c.out += unclaimed_;
+    unclaimed_.clear();
 }
 
 bool ControlServer::read_client(Client& c) {
@@ -211,7 +236,7 @@ void ControlServer::handle_line(Client& c, const std::string& line) {
             c.out += "ok\n\n";
         } else if (line == "console") {
             c.out += "ok\n\n";
-            c.console = true;
+            attach_console(c);
             if (!c.in.empty()) {  // typed ahead of the reply
                 guest_.console_input(
                     std::span(reinterpret_cast<const std::uint8_t*>(c.in.data()), c.in.size()));
@@ -278,12 +303,115 @@ ControlReply control_request(const std::filesystem::path& socket, const std::str
     return r;
 }
 
+namespace {
+
+bool send_all(int fd, const char* data, std::size_t len) {
+    while (len > 0) {
+        const ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data += n;
+        len -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+bool write_all_fd(int fd, const char* data, std::size_t len) {
+    while (len > 0) {
+        const ssize_t n = ::write(fd, data, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data += n;
+        len -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+// `ukvm ctl SOCKET console`: the terminal (or a pipe) becomes the guest console. On a
+// terminal, Ctrl-] detaches; from a pipe, input ends at EOF and output is shown until the
+// guest has been quiet for a second.
+int attach_console(const std::filesystem::path& socket, bool handshake, std::ostream& err) {
+    const sockaddr_un addr = address(socket);
+    const Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) throw_errno("socket");
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+        throw_errno("connect " + socket.string());
+    }
+    std::string head = handshake ? "" : "ok\n\n";  // a console socket is raw from the start
+    if (handshake && !send_all(fd.get(), "console\n", 8)) throw_errno("send");
+    char c;
+    while (head.size() < 512 && head.find("\n\n") == std::string::npos) {
+        const ssize_t n = ::recv(fd.get(), &c, 1, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err << "ukvm: the control socket closed without replying\n";
+            return 1;
+        }
+        head += c;
+    }
+    if (head != "ok\n\n") {
+        const std::string line = head.substr(0, head.find('\n'));
+        err << "ukvm: " << (line.rfind("error: ", 0) == 0 ? line.substr(7) : line) << "\n";
+        return 1;
+    }
+    const bool tty = ::isatty(STDIN_FILENO) == 1;
+    if (tty)
+        err << "ukvm: attached to the console of " << socket.string() << " (Ctrl-] detaches)\r\n"
+            << std::flush;
+    RawTerminal raw(STDIN_FILENO);
+    bool input_open = true;
+    char buf[4096];
+    for (;;) {
+        pollfd fds[2] = {{fd.get(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+        const int r = ::poll(fds, input_open ? 2 : 1, input_open ? -1 : 1000);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return 1;
+        }
+        if (r == 0) return 0;  // input ended and the guest has said nothing for a second
+        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+                if (tty) err << "\r\nukvm: the guest's console closed\r\n";
+                return 0;
+            }
+            if (n > 0 && !write_all_fd(STDOUT_FILENO, buf, static_cast<std::size_t>(n))) return 1;
+        }
+        if (input_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                input_open = false;
+                continue;
+            }
+            std::size_t len = static_cast<std::size_t>(n);
+            bool detach = false;
+            if (tty) {
+                if (const void* esc = std::memchr(buf, 0x1d, len)) {  // Ctrl-]
+                    len = static_cast<std::size_t>(static_cast<const char*>(esc) - buf);
+                    detach = true;
+                }
+            }
+            if (!send_all(fd.get(), buf, len)) return 1;
+            if (detach) {
+                err << "\r\nukvm: detached\r\n";
+                return 0;
+            }
+        }
+    }
+}
+
+}  // namespace
+
 int cli_ctl(const std::filesystem::path& socket, const std::string& command, std::ostream& out,
             std::ostream& err) {
-    if (command == "console") {
-        err << "ukvm: ctl console is not available yet; use socat - UNIX:" << socket.string()
-            << " and type 'console'\n";
-        return 2;
+    if (command == "console" || command == "attach") {
+        try {
+            return attach_console(socket, command == "console", err);
+        } catch (const std::exception& e) {
+            err << "ukvm: " << e.what() << "\n";
+            return 1;
+        }
     }
     try {
         const ControlReply r = control_request(socket, command);

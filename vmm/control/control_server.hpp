@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "vmm/console.hpp"
 #include "vmm/kvm.hpp"
 
 namespace ukvm::control {
@@ -33,11 +34,12 @@ public:
 
 struct GuestInfo {
     std::string name;
-    std::string state;  // "running", "paused", "shutting-down"
+    std::string state;  // "running", "paused", "shutting-down", "ended"
     std::uint64_t uptime_ms = 0;
     std::uint64_t memory_mib = 0;
     std::uint64_t vcpu_time_ns = 0;
     std::string exit_reason;  // empty while running
+    std::int64_t pid = 0;     // the ukvm process (ukvmd re-finds its guests by it)
 };
 
 // What the VMM offers the control socket. Called from the server's thread.
@@ -87,18 +89,26 @@ private:
     GuestControlHooks hooks_;
 };
 
-class ControlServer {
+// Control: the request protocol above. ConsoleOnly (`--console socket:PATH`): every
+// connection is a console from its first byte, no request line.
+enum class ServerMode { Control, ConsoleOnly };
+
+class ControlServer : public ConsoleSink {
 public:
     // Binds `socket` (mode 0600; a stale socket file is replaced, a live one is an error)
     // and starts serving. Throws std::system_error / std::runtime_error.
-    ControlServer(std::filesystem::path socket, GuestControl& guest);
-    ~ControlServer();  // stops the thread, closes clients, removes the socket
+    ControlServer(std::filesystem::path socket, GuestControl& guest,
+                  ServerMode mode = ServerMode::Control);
+    ~ControlServer() override;  // sends what it can of pending replies, stops the thread,
+                                // closes clients, removes the socket
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
 
     // Guest console output, from any thread: copied to every attached console client.
     // A client more than 1 MiB behind loses the oldest output rather than stall the guest.
+    // Output while no console is attached is kept (the last 64 KiB) for the next one.
     void console_output(std::span<const std::uint8_t> bytes);
+    void write(std::span<const std::uint8_t> bytes) override { console_output(bytes); }
 
     const std::filesystem::path& socket() const { return path_; }
 
@@ -116,8 +126,12 @@ private:
     bool write_client(Client& c);
     void handle_line(Client& c, const std::string& line);
 
+    void attach_console(Client& c);
+
     std::filesystem::path path_;
     GuestControl& guest_;
+    ServerMode mode_;
+    std::string unclaimed_;  // server thread only: output no console client has seen
     Fd listen_;
     Fd wake_;  // eventfd: stop request or new console output
     std::mutex mutex_;
@@ -138,6 +152,8 @@ ControlReply control_request(const std::filesystem::path& socket, const std::str
 
 // `ukvm ctl SOCKET COMMAND`: prints the reply's lines on out (or "ukvm: ERROR" on err) and
 // returns the exit status: 0 ok, 1 the guest refused or the socket cannot be reached.
+// `console` attaches the terminal (raw mode) until the guest ends or Ctrl-] is typed;
+// `attach` does the same on a console socket (`--console socket:PATH`, no request line).
 int cli_ctl(const std::filesystem::path& socket, const std::string& command, std::ostream& out,
             std::ostream& err);
 

@@ -89,6 +89,9 @@ HypercallOutcome HypercallHandler::handle(std::uint64_t gpa) {
         case hc::kLog:
             status = log(request, reply);
             break;
+        case hc::kEvents:
+            set_payload(reply, hc::EventsReply{events_.exchange(0)});
+            break;
         default:
             status = hc::kENoSys;
             break;

@@ -4,6 +4,7 @@
 // testable without a VM; HypercallPort puts it on the port bus.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -44,6 +45,10 @@ public:
     // Handles the message at guest-physical address gpa.
     HypercallOutcome handle(std::uint64_t gpa);
 
+    // Sets host-request bits (hc::EventBits) for the guest's next kEvents call; any thread.
+    // The caller raises hc::kEventIrq.
+    void post_events(std::uint64_t bits) { events_.fetch_or(bits); }
+
 private:
     hc::Status console_write(const hc::Message& request, hc::Message& reply);
     hc::Status log(const hc::Message& request, hc::Message& reply);
@@ -54,6 +59,7 @@ private:
     ConsoleSink& console_;
     HypercallBootInfo info_;
     Clock::time_point created_;
+    std::atomic<std::uint64_t> events_{0};
     std::uint64_t dropped_ = 0;  // warnings are rate-limited: a guest must not flood the log
 };
 

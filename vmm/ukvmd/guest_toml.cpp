@@ -42,6 +42,10 @@ std::string to_guest_toml(const GuestConfig& config) {
             console.insert("output", "file");
             console.insert("file", config.console.file.string());
             break;
+        case ConsoleOutput::Socket:
+            console.insert("output", "socket");
+            console.insert("socket", config.console.socket.string());
+            break;
     }
     switch (config.console.input) {
         case ConsoleInput::Auto:
@@ -55,6 +59,7 @@ std::string to_guest_toml(const GuestConfig& config) {
             break;
     }
     root.insert("console", std::move(console));
+    if (!config.api_socket.empty()) root.insert("api_socket", config.api_socket.string());
     std::ostringstream out;
     out << "# Written by ukvmd from the domain definition; changes here are overwritten.\n"
         << root << "\n";

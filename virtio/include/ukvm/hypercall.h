@@ -29,6 +29,7 @@ enum Call : int32_t {
     kHalt = 4,          // HaltRequest; never returns (the VM ends with that status)
     kBootInfo = 5,      // BufferRequest (cmdline buffer) -> BootInfoReply
     kLog = 6,           // LogRequest -> CountReply
+    kEvents = 7,        // -> EventsReply: takes (and clears) the host's pending requests
 };
 
 // Status codes in a reply's m_type (Linux errno values, negated).
@@ -81,6 +82,16 @@ struct BootInfoReply {
     uint32_t abi_version;
 };
 
+// kEvents: requests from the host, one bit each. The VMM sets a bit and pulses IOAPIC input
+// kEventIrq (edge); the guest calls kEvents to learn which. A bit stays set until taken.
+inline constexpr uint32_t kEventIrq = 9;  // the ISA line ACPI uses for its power button
+enum EventBits : uint64_t {
+    kEventPowerOff = 1,  // the operator asks for a clean shutdown (`ukvm ctl SOCKET shutdown`)
+};
+struct EventsReply {
+    uint64_t pending;  // the EventBits that were set; now cleared
+};
+
 enum LogLevel : uint32_t { kLogDebug = 0, kLogInfo = 1, kLogWarn = 2, kLogError = 3 };
 
 struct LogRequest {
@@ -94,5 +105,6 @@ static_assert(sizeof(BufferRequest) <= sizeof(Message::payload));
 static_assert(sizeof(BootInfoReply) <= sizeof(Message::payload));
 static_assert(sizeof(LogRequest) <= sizeof(Message::payload));
 static_assert(sizeof(TimeReply) <= sizeof(Message::payload));
+static_assert(sizeof(EventsReply) <= sizeof(Message::payload));
 
 }  // namespace ukvm::hc
