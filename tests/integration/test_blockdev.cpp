@@ -11,10 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/integration/minix_guest.hpp"
 #include "tests/integration/process.hpp"
 
 namespace {
@@ -22,11 +22,14 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ukvm::test::add_rs_args;
 using ukvm::test::describe;
 using ukvm::test::find_program;
-using ukvm::test::ProcessOptions;
+using ukvm::test::make_temp_dir;
+using ukvm::test::minix_config;
 using ukvm::test::ProcessResult;
-using ukvm::test::run_process;
+using ukvm::test::run_minix;
+using ukvm::test::run_minix_qemu;
 
 constexpr size_t kSector = 512;
 constexpr size_t kDiskBytes = 2 * 1024 * 1024;
@@ -39,27 +42,9 @@ uint8_t written(uint64_t s, uint64_t i, uint64_t round) {
     return static_cast<uint8_t>(s ^ (i * 3) ^ 0x5a ^ round);
 }
 
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 std::vector<uint8_t> read_bytes(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::vector<std::string> values(const std::string& config, const std::string& key) {
-    std::vector<std::string> out;
-    std::regex re("^" + key + " = \"([^\"]*)\"$");
-    std::istringstream in(config);
-    for (std::string line; std::getline(in, line);) {
-        std::smatch m;
-        if (std::regex_match(line, m, re)) out.push_back(m[1]);
-    }
-    return out;
 }
 
 // The first sector in [first, last) whose bytes differ from f, or -1.
@@ -75,17 +60,9 @@ class BlockDev : public ::testing::Test {
 protected:
     void SetUp() override {
         if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable";
-        config_ = read_text(fs::path(UKVM_SOURCE_DIR) / "configs" / "minix.toml");
-        const std::string from = "\"../build/";
-        const std::string to = "\"" + std::string(UKVM_GUEST_DIR) + "/";
-        for (size_t at = 0; (at = config_.find(from, at)) != std::string::npos; at += to.size())
-            config_.replace(at, from.size(), to);
-        // Not the shipped root disk: the test's own is vblk0.
-        config_ =
-            std::regex_replace(config_, std::regex("\\[\\[disk\\]\\]\npath = \"[^\"]*\"\n"), "");
-        std::string templ = (fs::temp_directory_path() / "ukvm-blockdev-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-        dir_ = templ;
+        config_ = minix_config();  // without the shipped root disk: the test's own is vblk0
+        dir_ = make_temp_dir("ukvm-blockdev");
+        ASSERT_FALSE(dir_.empty());
         image_ = dir_ / "disk.img";
         std::vector<uint8_t> img(kDiskBytes);
         for (size_t s = 0; s < kDiskBytes / kSector; ++s)
@@ -98,15 +75,10 @@ protected:
     }
 
     ProcessResult run_ukvm(const std::string& input, const std::string& disk_extra) {
-        const fs::path file = dir_ / "minix.toml";
-        std::ofstream(file) << config_ << "\n[[disk]]\npath = \"" << image_.string()
-                            << "\"\nserial = \"ukvm-blk-7\"\n"
-                            << disk_extra;
-        ProcessOptions options;
-        options.timeout = std::chrono::seconds(120);
-        options.input = input;
-        options.has_input = true;
-        return run_process({UKVM_BINARY, "run", file.string()}, options);
+        return run_minix(dir_ / "minix.toml",
+                         config_ + "\n[[disk]]\npath = \"" + image_.string() +
+                             "\"\nserial = \"ukvm-blk-7\"\n" + disk_extra,
+                         input);
     }
 
     std::string config_;
@@ -173,10 +145,7 @@ TEST_F(BlockDev, KillingTheDriverMidIoLosesNothing) {
 TEST_F(BlockDev, TwoDisksTwoDrivers) {
     // RS starts a second driver from its arguments (NAME:PROGRAM:ARG), which moves the data
     // through its bounce buffer instead of the client's pages; disk 0 read-only.
-    const std::string rs = "guest-servers/rs\"\nargs = \"";
-    const size_t at = config_.find(rs);
-    ASSERT_NE(at, std::string::npos);
-    config_.insert(at + rs.size(), "vblk1:vblk:1,bounce");
+    ASSERT_TRUE(add_rs_args(config_, "vblk1:vblk:1,bounce"));
     const fs::path second = dir_ / "second.img";
     fs::copy_file(image_, second);
     const ProcessResult r = run_ukvm("blktest check vblk1\nblktest ro vblk0\npoweroff\n",
@@ -196,13 +165,7 @@ TEST_F(BlockDev, TwoDisksTwoDrivers) {
 }
 
 TEST_F(BlockDev, WithoutADiskTheDriverAnswersNoDevice) {
-    const fs::path file = dir_ / "minix.toml";
-    std::ofstream(file) << config_;
-    ProcessOptions options;
-    options.timeout = std::chrono::seconds(120);
-    options.input = "blktest\npoweroff\n";
-    options.has_input = true;
-    const ProcessResult r = run_process({UKVM_BINARY, "run", file.string()}, options);
+    const ProcessResult r = run_minix(dir_ / "minix.toml", config_, "blktest\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("blktest: vblk0: open -19, 0 bytes\n")) << describe(r);
@@ -212,41 +175,10 @@ TEST_F(BlockDev, WithoutADiskTheDriverAnswersNoDevice) {
 TEST_F(BlockDev, SameImageAndDiskUnderQemu) {
     const fs::path qemu = find_program("qemu-system-x86_64");
     if (qemu.empty()) GTEST_SKIP() << "qemu-system-x86_64 is not in PATH";
-    std::string initrd;
-    for (const auto& p : values(config_, "path")) initrd += (initrd.empty() ? "" : ",") + p;
-    ProcessOptions options;
-    options.timeout = std::chrono::seconds(120);
-    options.input = "blktest\nlspci\npoweroff\n";
-    options.has_input = true;
     const ProcessResult r =
-        run_process({qemu.string(),
-                     "-enable-kvm",
-                     "-M",
-                     "pc",
-                     "-m",
-                     "64",
-                     "-kernel",
-                     values(config_, "kernel").at(0),
-                     "-append",
-                     values(config_, "cmdline").at(0),
-                     "-initrd",
-                     initrd,
-                     "-display",
-                     "none",
-                     "-serial",
-                     "stdio",
-                     "-monitor",
-                     "none",
-                     "-nic",
-                     "none",
-                     "-device",
-                     "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                     "-no-reboot",
-                     "-drive",
-                     "file=" + image_.string() + ",if=none,id=d0,format=raw",
-                     "-device",
-                     "virtio-blk-pci,drive=d0,disable-legacy=on,serial=qemu-blk-3"},
-                    options);
+        run_minix_qemu(qemu, config_, "blktest\nlspci\npoweroff\n",
+                       {"-drive", "file=" + image_.string() + ",if=none,id=d0,format=raw",
+                        "-device", "virtio-blk-pci,drive=d0,disable-legacy=on,serial=qemu-blk-3"});
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, (0 << 1) | 1) << describe(r);  // isa-debug-exit: (status << 1) | 1
     EXPECT_THAT(r.out, HasSubstr("no ukvm VMM (UART console)"));

@@ -20,10 +20,10 @@
 #include <fstream>
 #include <memory>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/integration/minix_guest.hpp"
 #include "tests/integration/process.hpp"
 #include "vmm/image/minix_image.hpp"
 
@@ -34,16 +34,13 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ukvm::test::describe;
 using ukvm::test::find_program;
-using ukvm::test::ProcessOptions;
+using ukvm::test::make_temp_dir;
+using ukvm::test::minix_config;
 using ukvm::test::ProcessResult;
+using ukvm::test::read_text;
+using ukvm::test::run_minix;
+using ukvm::test::run_minix_qemu;
 using ukvm::test::run_process;
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // The same bytes as fstest's (guest-servers/programs/fstest.cpp).
 std::string pattern(size_t n, uint32_t seed) {
@@ -85,36 +82,24 @@ class FsBoot : public ::testing::Test {
 protected:
     void SetUp() override {
         if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable";
-        std::string text = read_text(fs::path(UKVM_SOURCE_DIR) / "configs" / "minix.toml");
-        const std::string from = "\"../build/";
-        const std::string to = "\"" + std::string(UKVM_GUEST_DIR) + "/";
-        for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
-            text.replace(at, from.size(), to);
-        // The shipped root disk is the build's; each test brings its own.
-        text = std::regex_replace(text, std::regex("\\[\\[disk\\]\\]\npath = \"[^\"]*\"\n"), "");
-        config_ = text;
-        std::string templ = (fs::temp_directory_path() / "ukvm-fs-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-        dir_ = templ;
+        config_ = minix_config();  // the shipped root disk is the build's; each test brings its own
+        dir_ = make_temp_dir("ukvm-fs-test");
+        ASSERT_FALSE(dir_.empty());
         image_ = dir_ / "disk.img";
     }
     void TearDown() override {
         if (!dir_.empty()) fs::remove_all(dir_);
     }
 
-    fs::path write_config(bool read_only) {
-        const fs::path file = dir_ / "minix.toml";
-        std::ofstream(file) << config_ << "\n[[disk]]\npath = \"" << image_.string()
-                            << "\"\nread_only = " << (read_only ? "true" : "false") << "\n";
-        return file;
+    // The config with the test's disk.
+    std::string with_disk(bool read_only) const {
+        return config_ + "\n[[disk]]\npath = \"" + image_.string() +
+               "\"\nread_only = " + (read_only ? "true" : "false") + "\n";
     }
 
     ProcessResult run_ukvm(const std::string& input, bool read_only = false) {
-        ProcessOptions options;
-        options.timeout = std::chrono::seconds(240);
-        options.input = input;
-        options.has_input = true;
-        return run_process({UKVM_BINARY, "run", write_config(read_only).string()}, options);
+        return run_minix(dir_ / "minix.toml", with_disk(read_only), input,
+                         std::chrono::seconds(240));
     }
 
     ProcessResult ukvm_image(const std::vector<std::string>& args) {
@@ -357,8 +342,10 @@ std::string run_until_then_kill(const std::vector<std::string>& argv, const std:
 
 TEST_F(FsBoot, FsyncedFileSurvivesKill9OfTheVmm) {
     create_image();
+    const fs::path file = dir_ / "minix.toml";
+    std::ofstream(file) << with_disk(false);
     std::string text =
-        run_until_then_kill({UKVM_BINARY, "run", write_config(false).string()}, "fstest fsync\n",
+        run_until_then_kill({UKVM_BINARY, "run", file.string()}, "fstest fsync\n",
                             "fstest: ok unsynced written", std::chrono::seconds(180));
     ASSERT_THAT(text, HasSubstr("fstest: ok fsynced")) << text;
     ASSERT_THAT(text, HasSubstr("fstest: ok unsynced written")) << text;
@@ -376,18 +363,6 @@ TEST_F(FsBoot, FsyncedFileSurvivesKill9OfTheVmm) {
         << describe(r);
 }
 
-// The values of `key = "..."` lines, in order.
-std::vector<std::string> values(const std::string& config, const std::string& key) {
-    std::vector<std::string> out;
-    std::regex re("^" + key + " = \"([^\"]*)\"$");
-    std::istringstream in(config);
-    for (std::string line; std::getline(in, line);) {
-        std::smatch m;
-        if (std::regex_match(line, m, re)) out.push_back(m[1]);
-    }
-    return out;
-}
-
 TEST_F(FsBoot, SameImageAndDiskUnderQemu) {
     const fs::path qemu = find_program("qemu-system-x86_64");
     if (qemu.empty()) GTEST_SKIP() << "qemu-system-x86_64 is not in PATH";
@@ -398,40 +373,11 @@ TEST_F(FsBoot, SameImageAndDiskUnderQemu) {
     std::ofstream(tree / "sub" / "data", std::ios::binary) << data;
     ASSERT_EQ(
         ukvm_image({"create", image_.string(), "--size", "8M", "--from", tree.string()}).status, 0);
-    std::string initrd;
-    for (const auto& p : values(config_, "path")) initrd += (initrd.empty() ? "" : ",") + p;
-    ProcessOptions options;
-    options.timeout = std::chrono::seconds(180);
-    options.input = "ls /sub\ncat /note\nfstest sum /sub/data\necho from qemu > /q\npoweroff\n";
-    options.has_input = true;
-    ProcessResult r = run_process({qemu.string(),
-                                   "-enable-kvm",
-                                   "-M",
-                                   "pc",
-                                   "-m",
-                                   "64",
-                                   "-kernel",
-                                   values(config_, "kernel").at(0),
-                                   "-append",
-                                   values(config_, "cmdline").at(0),
-                                   "-initrd",
-                                   initrd,
-                                   "-display",
-                                   "none",
-                                   "-serial",
-                                   "stdio",
-                                   "-monitor",
-                                   "none",
-                                   "-nic",
-                                   "none",
-                                   "-device",
-                                   "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                                   "-no-reboot",
-                                   "-drive",
-                                   "file=" + image_.string() + ",if=none,id=d0,format=raw",
-                                   "-device",
-                                   "virtio-blk-pci,drive=d0,disable-legacy=on"},
-                                  options);
+    ProcessResult r = run_minix_qemu(
+        qemu, config_, "ls /sub\ncat /note\nfstest sum /sub/data\necho from qemu > /q\npoweroff\n",
+        {"-drive", "file=" + image_.string() + ",if=none,id=d0,format=raw", "-device",
+         "virtio-blk-pci,drive=d0,disable-legacy=on"},
+        std::chrono::seconds(180));
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, (0 << 1) | 1) << describe(r);  // isa-debug-exit: (status << 1) | 1
     EXPECT_THAT(r.out, HasSubstr("mfs: mounted vblk0")) << describe(r);
@@ -447,13 +393,8 @@ TEST_F(FsBoot, SameImageAndDiskUnderQemu) {
 }
 
 TEST_F(FsBoot, WithoutADiskTheSystemRunsAndFileCommandsSaySo) {
-    const fs::path file = dir_ / "minix.toml";
-    std::ofstream(file) << config_;
-    ProcessOptions options;
-    options.timeout = std::chrono::seconds(120);
-    options.input = "ls\necho x > /f\necho alive\npoweroff\n";
-    options.has_input = true;
-    ProcessResult r = run_process({UKVM_BINARY, "run", file.string()}, options);
+    ProcessResult r =
+        run_minix(dir_ / "minix.toml", config_, "ls\necho x > /f\necho alive\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("ls: /: no file system (no disk)")) << describe(r);
