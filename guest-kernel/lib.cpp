@@ -1,6 +1,7 @@
 #include "lib.hpp"
 
 #include "console.hpp"
+#include "ukvm/format.h"
 
 extern "C" {
 
@@ -64,83 +65,8 @@ const char* strstr(const char* haystack, const char* needle) {
     return nullptr;
 }
 
-namespace {
-
-struct Out {
-    char* buf;
-    size_t size;
-    size_t len = 0;
-    void put(char c) {
-        if (len + 1 < size) buf[len] = c;
-        ++len;
-    }
-};
-
-void put_number(Out& out, uint64_t v, unsigned base, int width, char pad) {
-    char digits[24];
-    int n = 0;
-    do {
-        digits[n++] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v);
-    while (width-- > n) out.put(pad);
-    while (n) out.put(digits[--n]);
-}
-
-}  // namespace
-
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {
-    Out out{buf, size};
-    for (; *fmt; ++fmt) {
-        if (*fmt != '%') {
-            out.put(*fmt);
-            continue;
-        }
-        ++fmt;
-        char pad = ' ';
-        if (*fmt == '0') pad = '0', ++fmt;
-        int width = 0;
-        while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
-        int longs = 0;
-        while (*fmt == 'l') ++longs, ++fmt;
-        if (*fmt == 'z') longs = 1, ++fmt;
-        switch (*fmt) {
-            case 's': {
-                const char* s = va_arg(ap, const char*);
-                for (s = s ? s : "(null)"; *s; ++s) out.put(*s);
-                break;
-            }
-            case 'c':
-                out.put(static_cast<char>(va_arg(ap, int)));
-                break;
-            case 'd': {
-                int64_t v = longs ? va_arg(ap, int64_t) : va_arg(ap, int);
-                if (v < 0) out.put('-'), v = -v;
-                put_number(out, static_cast<uint64_t>(v), 10, width, pad);
-                break;
-            }
-            case 'u':
-                put_number(out, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, width,
-                           pad);
-                break;
-            case 'x':
-                put_number(out, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, width,
-                           pad);
-                break;
-            case 'p':
-                out.put('0'), out.put('x');
-                put_number(out, reinterpret_cast<uintptr_t>(va_arg(ap, void*)), 16, 0, pad);
-                break;
-            case '%':
-                out.put('%');
-                break;
-            default:
-                out.put('?');
-                break;
-        }
-    }
-    if (size) buf[out.len < size ? out.len : size - 1] = '\0';
-    return out.len;
+    return ukvm::fmt::vformat(buf, size, fmt, ap);
 }
 
 size_t format(char* buf, size_t size, const char* fmt, ...) {

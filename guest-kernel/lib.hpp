@@ -18,7 +18,7 @@ namespace kernel {
 int strncmp(const char* a, const char* b, size_t n);
 const char* strstr(const char* haystack, const char* needle);
 
-// printf subset: %s %c %d %u %x %p with optional l/ll and a width for x (e.g. %016lx).
+// printf subset (ukvm/format.h): %s %c %d %u %x %p, l/ll/z, width, 0 and - flags.
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap);
 size_t format(char* buf, size_t size, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 void print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,5 +1,7 @@
 #include "user.hpp"
 
+#include "ukvm/format.h"
+
 using namespace ukvm::kernel;
 
 extern "C" {
@@ -76,101 +78,11 @@ void write(const char* s, size_t n) {
     sendrec(kVmm, &m);
 }
 
-namespace {
-
-// Formatted text goes into buf; with a flush, a full buf is handed on and reused, so text
-// of any length gets through a small buffer (print); without one, it is cut (format).
-struct Out {
-    char* buf;
-    size_t size;
-    void (*flush)(const char*, size_t) = nullptr;
-    size_t len = 0;    // characters produced: the whole text's length
-    size_t start = 0;  // the text's offset of buf[0]
-    void put(char c) {
-        if (flush && len - start + 1 >= size) {
-            flush(buf, len - start);
-            start = len;
-        }
-        if (len - start + 1 < size) buf[len - start] = c;
-        ++len;
-    }
-};
-
-size_t vformat_to(Out& out, const char* fmt, va_list ap);
-
-void put_number(Out& out, uint64_t v, unsigned base, int width, char pad) {
-    char digits[24];
-    int n = 0;
-    do {
-        digits[n++] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v);
-    while (width-- > n) out.put(pad);
-    while (n) out.put(digits[--n]);
-}
-
-}  // namespace
-
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {
-    Out out{buf, size};
-    const size_t n = vformat_to(out, fmt, ap);
-    if (size) buf[n < size ? n : size - 1] = '\0';
-    return n;
+    return ukvm::fmt::vformat(buf, size, fmt, ap);
 }
 
 namespace {
-
-size_t vformat_to(Out& out, const char* fmt, va_list ap) {
-    for (; *fmt; ++fmt) {
-        if (*fmt != '%') {
-            out.put(*fmt);
-            continue;
-        }
-        ++fmt;
-        char pad = ' ';
-        bool left = *fmt == '-';
-        if (left) ++fmt;
-        if (*fmt == '0') pad = '0', ++fmt;
-        int width = 0;
-        while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
-        int longs = 0;
-        while (*fmt == 'l') ++longs, ++fmt;
-        switch (*fmt) {
-            case 's': {
-                const char* s = va_arg(ap, const char*);
-                s = s ? s : "(null)";
-                int n = static_cast<int>(strlen(s));
-                if (!left)
-                    for (int i = n; i < width; ++i) out.put(' ');
-                for (; *s; ++s) out.put(*s);
-                if (left)
-                    for (int i = n; i < width; ++i) out.put(' ');
-                break;
-            }
-            case 'c':
-                out.put(static_cast<char>(va_arg(ap, int)));
-                break;
-            case 'd': {
-                int64_t v = longs ? va_arg(ap, int64_t) : va_arg(ap, int);
-                if (v < 0) out.put('-'), v = -v;
-                put_number(out, static_cast<uint64_t>(v), 10, width, pad);
-                break;
-            }
-            case 'u':
-                put_number(out, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, width,
-                           pad);
-                break;
-            case 'x':
-                put_number(out, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, width,
-                           pad);
-                break;
-            default:
-                out.put(*fmt);
-                break;
-        }
-    }
-    return out.len;
-}
 
 void write_chunk(const char* text, size_t n) {
     write(text, n);
@@ -188,10 +100,10 @@ size_t format(char* buf, size_t size, const char* fmt, ...) {
 
 void print(const char* fmt, ...) {
     char buf[256];
-    Out out{buf, sizeof buf, write_chunk};
+    ukvm::fmt::Out out{buf, sizeof buf, write_chunk};
     va_list ap;
     va_start(ap, fmt);
-    const size_t n = vformat_to(out, fmt, ap);
+    const size_t n = ukvm::fmt::vformat_to(out, fmt, ap);
     va_end(ap);
     write(buf, n - out.start);
 }
