@@ -222,20 +222,5 @@ int main(const char* args) {
               g_bounce_only ? ", bounce buffer" : "");
     else if (g_state != proto::kENoDev)
         print("vblk%d: cannot use the device (%d)\n", g_index, g_state);
-    Message m{};
-    int32_t r = user::receive(kAny, &m);
-    for (;;) {
-        if (r != kOk) {
-            r = user::receive(kAny, &m);
-            continue;
-        }
-        if (m.m_type == kNotifyMessage) {
-            if (m.m_source == user::parent()) user::notify(m.m_source);  // RS's heartbeat
-            r = user::receive(kAny, &m);
-            continue;
-        }
-        Endpoint client = m.m_source;
-        m.m_type = handle(m);
-        r = user::reply_recv(client, kAny, &m);
-    }
+    user::serve(handle);
 }

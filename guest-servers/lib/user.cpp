@@ -108,6 +108,25 @@ void print(const char* fmt, ...) {
     write(buf, n - out.start);
 }
 
+[[noreturn]] void serve(int32_t (*handle)(Message& m)) {
+    Message m{};
+    int32_t r = receive(kAny, &m);
+    for (;;) {
+        if (r != kOk) {
+            r = receive(kAny, &m);
+            continue;
+        }
+        if (m.m_type == kNotifyMessage) {
+            if (m.m_source == parent()) notify(m.m_source);  // RS's heartbeat
+            r = receive(kAny, &m);
+            continue;
+        }
+        Endpoint client = m.m_source;
+        m.m_type = handle(m);
+        r = reply_recv(client, kAny, &m);
+    }
+}
+
 uint64_t uptime_ns() {
     Message m{};
     kernel_call(kSysTimes, &m);

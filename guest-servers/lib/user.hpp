@@ -68,6 +68,11 @@ void print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t format(char* buf, size_t size, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap);
 
+// A simple server's main loop: answers RS's heartbeat (a notification from the parent),
+// ignores other notifications, and replies to every request with handle's result as
+// m_type (handle may fill in the rest of the message).
+[[noreturn]] void serve(int32_t (*handle)(Message& m));
+
 uint64_t uptime_ns();
 // Waits for delay_ns using the CLOCK's alarm (needs RECEIVE: servers only).
 void sleep_ns(uint64_t delay_ns);
