@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/integration/minix_guest.hpp"
 #include "tests/integration/process.hpp"
 #include "vmm/control/control_server.hpp"
 
@@ -36,6 +37,7 @@ using ::testing::Not;
 using ukvm::control::control_request;
 using ukvm::control::ControlReply;
 using ukvm::test::describe;
+using ukvm::test::minix_config;  // without the shipped root disk: tests run at once
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
 using ukvm::test::run_process;
@@ -47,16 +49,6 @@ std::string read_file(const fs::path& p) {
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
-}
-
-// configs/minix.toml with this build's guest paths.
-std::string minix_config() {
-    std::string text = read_file(fs::path(UKVM_SOURCE_DIR) / "configs" / "minix.toml");
-    const std::string from = "\"../build/";
-    const std::string to = "\"" + std::string(UKVM_GUEST_DIR) + "/";
-    for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
-        text.replace(at, from.size(), to);
-    return text;
 }
 
 // An idle guest without PM: it never answers a shutdown request.

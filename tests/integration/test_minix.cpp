@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/minix_guest.hpp"
 #include "tests/integration/process.hpp"
 
 namespace {
@@ -38,17 +39,7 @@ std::string read_file(const fs::path& p) {
     return s.str();
 }
 
-// The shipped config with its "../build/" paths pointing at this build's guests.
-std::string minix_config() {
-    std::string text = read_file(fs::path(UKVM_SOURCE_DIR) / "configs" / "minix.toml");
-    const std::string from = "\"../build/";
-    const std::string to = "\"" + std::string(UKVM_GUEST_DIR) + "/";
-    for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
-        text.replace(at, from.size(), to);
-    // Without the shipped root disk: the build's one image would be locked by each of the
-    // tests running at once (tests/integration/test_fs.cpp brings its own disks).
-    return std::regex_replace(text, std::regex("\\[\\[disk\\]\\]\npath = \"[^\"]*\"\n"), "");
-}
+using ukvm::test::minix_config;  // without the shipped root disk: tests run at once
 
 // The values of `key = "..."` lines, in order.
 std::vector<std::string> values(const std::string& config, const std::string& key) {

@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/integration/minix_guest.hpp"
 #include "tests/integration/process.hpp"
 
 namespace {
@@ -43,16 +44,7 @@ std::string read_file(const fs::path& p) {
     return s.str();
 }
 
-// The shipped config with its "../build/" paths pointing at this build's guests.
-std::string minix_config() {
-    std::string text = read_file(fs::path(UKVM_SOURCE_DIR) / "configs" / "minix.toml");
-    const std::string from = "\"../build/";
-    const std::string to = "\"" + std::string(UKVM_GUEST_DIR) + "/";
-    for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
-        text.replace(at, from.size(), to);
-    // Without the shipped root disk, which each test running at once would lock.
-    return std::regex_replace(text, std::regex("\\[\\[disk\\]\\]\npath = \"[^\"]*\"\n"), "");
-}
+using ukvm::test::minix_config;  // without the shipped root disk: tests run at once
 
 // The "N passed, M failed" line a guest test program printed: {N, M}, or {-1, -1}.
 std::pair<int, int> tally(const std::string& out, const std::string& program) {
