@@ -32,13 +32,6 @@ using ukvm::test::run_process;
 
 constexpr const char* kPrompt = "minix# ";
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 using ukvm::test::minix_config;  // without the shipped root disk: tests run at once
 
 // The values of `key = "..."` lines, in order.
