@@ -17,18 +17,8 @@
 namespace {
 using namespace ukvm::virtio;
 
-uint32_t cfg_read(uint8_t slot, uint8_t reg) {
-    uint32_t addr = 0x80000000u | (uint32_t(slot) << 11) | (reg & 0xFC);
-    asm volatile("outl %0, %1" ::"a"(addr), "Nd"(uint16_t(0xCF8)));
-    uint32_t v;
-    asm volatile("inl %1, %0" : "=a"(v) : "Nd"(uint16_t(0xCFC)));
-    return v;
-}
-void cfg_write(uint8_t slot, uint8_t reg, uint32_t v) {
-    uint32_t addr = 0x80000000u | (uint32_t(slot) << 11) | (reg & 0xFC);
-    asm volatile("outl %0, %1" ::"a"(addr), "Nd"(uint16_t(0xCF8)));
-    asm volatile("outl %0, %1" ::"a"(v), "Nd"(uint16_t(0xCFC)));
-}
+using rt::pci_read;
+using rt::pci_write;
 
 alignas(4096) uint8_t ring[8192];
 alignas(16) uint8_t buf[4096];
@@ -105,26 +95,26 @@ int64_t submit(const DriverBuffer* b, uint16_t n) {
 extern "C" int guest_main(uint32_t, uint32_t) {
     int slot = -1;
     for (int s = 0; s < 32; ++s) {
-        if (cfg_read(uint8_t(s), 0) == 0x10421af4u) {
+        if (pci_read(uint8_t(s), 0) == 0x10421af4u) {
             slot = s;
             break;
         }
     }
-    rt::printf("host bridge: %x\n", cfg_read(0, 0));
+    rt::printf("host bridge: %x\n", pci_read(0, 0));
     if (slot < 0) {
         rt::printf("no virtio-blk\n");
         return 1;
     }
-    const uint64_t bar = cfg_read(uint8_t(slot), 0x10) & ~0xFu;
+    const uint64_t bar = pci_read(uint8_t(slot), 0x10) & ~0xFu;
     rt::printf("virtio-blk at slot %d, bar0 0x%lx, irq line %u\n", slot, bar,
-               cfg_read(uint8_t(slot), 0x3C) & 0xFF);
-    cfg_write(uint8_t(slot), 0x04, cfg_read(uint8_t(slot), 0x04) | 0x6);  // memory, bus master
-    for (uint8_t p = uint8_t(cfg_read(uint8_t(slot), 0x34)); p != 0;
-         p = uint8_t(cfg_read(uint8_t(slot), p) >> 8)) {
-        const uint32_t w0 = cfg_read(uint8_t(slot), p);
+               pci_read(uint8_t(slot), 0x3C) & 0xFF);
+    pci_write(uint8_t(slot), 0x04, pci_read(uint8_t(slot), 0x04) | 0x6);  // memory, bus master
+    for (uint8_t p = uint8_t(pci_read(uint8_t(slot), 0x34)); p != 0;
+         p = uint8_t(pci_read(uint8_t(slot), p) >> 8)) {
+        const uint32_t w0 = pci_read(uint8_t(slot), p);
         if ((w0 & 0xFF) != 0x09) continue;
         const uint8_t type = uint8_t(w0 >> 24);
-        const uint32_t off = cfg_read(uint8_t(slot), uint8_t(p + 8));
+        const uint32_t off = pci_read(uint8_t(slot), uint8_t(p + 8));
         auto* at = reinterpret_cast<volatile uint8_t*>(bar + off);
         if (type == VIRTIO_PCI_CAP_COMMON_CFG)
             common = reinterpret_cast<volatile virtio_pci_common_cfg*>(at);
@@ -132,7 +122,7 @@ extern "C" int guest_main(uint32_t, uint32_t) {
         if (type == VIRTIO_PCI_CAP_DEVICE_CFG) devcfg = at;
         if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
             notify = at;
-            notify_mult = cfg_read(uint8_t(slot), uint8_t(p + 16));
+            notify_mult = pci_read(uint8_t(slot), uint8_t(p + 16));
         }
     }
     if (!common || !isr || !devcfg || !notify) {
@@ -229,7 +219,7 @@ extern "C" int guest_main(uint32_t, uint32_t) {
     failures += *status != VIRTIO_BLK_S_IOERR;
 
     if (rt::cmdline_number("irq", 0)) {
-        setup_interrupts(uint8_t(cfg_read(uint8_t(slot), 0x3C)));
+        setup_interrupts(uint8_t(pci_read(uint8_t(slot), 0x3C)));
         hdr->type = VIRTIO_BLK_T_IN;
         hdr->sector = 0;
         asm volatile("cli");

@@ -12,18 +12,8 @@
 namespace {
 using namespace ukvm::virtio;
 
-uint32_t cfg_read(uint8_t slot, uint8_t reg) {
-    uint32_t addr = 0x80000000u | (uint32_t(slot) << 11) | (reg & 0xFC);
-    asm volatile("outl %0, %1" ::"a"(addr), "Nd"(uint16_t(0xCF8)));
-    uint32_t v;
-    asm volatile("inl %1, %0" : "=a"(v) : "Nd"(uint16_t(0xCFC)));
-    return v;
-}
-void cfg_write(uint8_t slot, uint8_t reg, uint32_t v) {
-    uint32_t addr = 0x80000000u | (uint32_t(slot) << 11) | (reg & 0xFC);
-    asm volatile("outl %0, %1" ::"a"(addr), "Nd"(uint16_t(0xCF8)));
-    asm volatile("outl %0, %1" ::"a"(v), "Nd"(uint16_t(0xCFC)));
-}
+using rt::pci_read;
+using rt::pci_write;
 
 constexpr uint16_t kQueueSize = 16;
 alignas(4096) uint8_t rx_ring[8192];
@@ -82,27 +72,27 @@ void post_rx(uint16_t i) {
 extern "C" int guest_main(uint32_t, uint32_t) {
     int slot = -1;
     for (int s = 0; s < 32 && slot < 0; ++s)
-        if (cfg_read(uint8_t(s), 0) == 0x10431af4u) slot = s;
+        if (pci_read(uint8_t(s), 0) == 0x10431af4u) slot = s;
     if (slot < 0) {
         rt::printf("no virtio-console\n");
         return 1;
     }
-    const uint64_t bar = cfg_read(uint8_t(slot), 0x10) & ~0xFu;
+    const uint64_t bar = pci_read(uint8_t(slot), 0x10) & ~0xFu;
     rt::printf("virtio-console at slot %d, class %x, irq line %u\n", slot,
-               cfg_read(uint8_t(slot), 0x08) >> 16, cfg_read(uint8_t(slot), 0x3C) & 0xFF);
-    cfg_write(uint8_t(slot), 0x04, cfg_read(uint8_t(slot), 0x04) | 0x6);  // memory, bus master
-    for (uint8_t p = uint8_t(cfg_read(uint8_t(slot), 0x34)); p != 0;
-         p = uint8_t(cfg_read(uint8_t(slot), p) >> 8)) {
-        const uint32_t w0 = cfg_read(uint8_t(slot), p);
+               pci_read(uint8_t(slot), 0x08) >> 16, pci_read(uint8_t(slot), 0x3C) & 0xFF);
+    pci_write(uint8_t(slot), 0x04, pci_read(uint8_t(slot), 0x04) | 0x6);  // memory, bus master
+    for (uint8_t p = uint8_t(pci_read(uint8_t(slot), 0x34)); p != 0;
+         p = uint8_t(pci_read(uint8_t(slot), p) >> 8)) {
+        const uint32_t w0 = pci_read(uint8_t(slot), p);
         if ((w0 & 0xFF) != 0x09) continue;
         const uint8_t type = uint8_t(w0 >> 24);
         auto* at =
-            reinterpret_cast<volatile uint8_t*>(bar + cfg_read(uint8_t(slot), uint8_t(p + 8)));
+            reinterpret_cast<volatile uint8_t*>(bar + pci_read(uint8_t(slot), uint8_t(p + 8)));
         if (type == VIRTIO_PCI_CAP_COMMON_CFG)
             common = reinterpret_cast<volatile virtio_pci_common_cfg*>(at);
         if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
             notify = at;
-            notify_mult = cfg_read(uint8_t(slot), uint8_t(p + 16));
+            notify_mult = pci_read(uint8_t(slot), uint8_t(p + 16));
         }
     }
     if (!common || !notify) {

@@ -21,18 +21,8 @@
 namespace {
 using namespace ukvm::virtio;
 
-uint32_t cfg_read(uint8_t slot, uint8_t reg) {
-    uint32_t addr = 0x80000000u | (uint32_t(slot) << 11) | (reg & 0xFC);
-    asm volatile("outl %0, %1" ::"a"(addr), "Nd"(uint16_t(0xCF8)));
-    uint32_t v;
-    asm volatile("inl %1, %0" : "=a"(v) : "Nd"(uint16_t(0xCFC)));
-    return v;
-}
-void cfg_write(uint8_t slot, uint8_t reg, uint32_t v) {
-    uint32_t addr = 0x80000000u | (uint32_t(slot) << 11) | (reg & 0xFC);
-    asm volatile("outl %0, %1" ::"a"(addr), "Nd"(uint16_t(0xCF8)));
-    asm volatile("outl %0, %1" ::"a"(v), "Nd"(uint16_t(0xCFC)));
-}
+using rt::pci_read;
+using rt::pci_write;
 
 constexpr uint16_t kQueueSize = 16;
 constexpr uint32_t kBufBytes = 2048;
@@ -312,7 +302,7 @@ bool device_init(int slot) {
         const uint16_t status = uint16_t(devcfg[6] | devcfg[7] << 8);
         const uint16_t mtu = uint16_t(devcfg[10] | devcfg[11] << 8);
         rt::printf("virtio-net at slot %d, irq line %u, features 0x%x%08x\n", slot,
-                   cfg_read(uint8_t(slot), 0x3C) & 0xFF, hi, lo);
+                   pci_read(uint8_t(slot), 0x3C) & 0xFF, hi, lo);
         rt::printf("mac %x:%x:%x:%x:%x:%x status %u mtu %u\n", my_mac[0], my_mac[1], my_mac[2],
                    my_mac[3], my_mac[4], my_mac[5], status, mtu);
     }
@@ -518,7 +508,7 @@ extern "C" int guest_main(uint32_t, uint32_t) {
     const int index = int(rt::cmdline_number("nic", 0));
     int seen = 0;
     for (int s = 0; s < 32; ++s) {
-        if (cfg_read(uint8_t(s), 0) == 0x10411af4u && seen++ == index) {
+        if (pci_read(uint8_t(s), 0) == 0x10411af4u && seen++ == index) {
             net_slot = s;
             break;
         }
@@ -528,20 +518,20 @@ extern "C" int guest_main(uint32_t, uint32_t) {
         return 1;
     }
     const uint8_t slot = uint8_t(net_slot);
-    const uint64_t bar = cfg_read(slot, 0x10) & ~0xFu;
-    cfg_write(slot, 0x04, cfg_read(slot, 0x04) | 0x6);  // memory, bus master
-    for (uint8_t p = uint8_t(cfg_read(slot, 0x34)); p != 0; p = uint8_t(cfg_read(slot, p) >> 8)) {
-        const uint32_t w0 = cfg_read(slot, p);
+    const uint64_t bar = pci_read(slot, 0x10) & ~0xFu;
+    pci_write(slot, 0x04, pci_read(slot, 0x04) | 0x6);  // memory, bus master
+    for (uint8_t p = uint8_t(pci_read(slot, 0x34)); p != 0; p = uint8_t(pci_read(slot, p) >> 8)) {
+        const uint32_t w0 = pci_read(slot, p);
         if ((w0 & 0xFF) != 0x09) continue;
         const uint8_t type = uint8_t(w0 >> 24);
-        const uint32_t off = cfg_read(slot, uint8_t(p + 8));
+        const uint32_t off = pci_read(slot, uint8_t(p + 8));
         auto* at = reinterpret_cast<volatile uint8_t*>(bar + off);
         if (type == VIRTIO_PCI_CAP_COMMON_CFG)
             common = reinterpret_cast<volatile virtio_pci_common_cfg*>(at);
         if (type == VIRTIO_PCI_CAP_DEVICE_CFG) devcfg = at;
         if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
             notify = at;
-            notify_mult = cfg_read(slot, uint8_t(p + 16));
+            notify_mult = pci_read(slot, uint8_t(p + 16));
         }
     }
     if (!common || !devcfg || !notify) {

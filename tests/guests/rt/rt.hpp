@@ -95,6 +95,25 @@ inline uint8_t inb(uint16_t port) {
     asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
     return v;
 }
+inline uint32_t inl(uint16_t port) {
+    uint32_t v;
+    asm volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+// PCI configuration space of bus 0 through 0xCF8/0xCFC (mechanism #1), by slot (function 0).
+inline uint32_t pci_config_address(uint8_t slot, uint8_t reg) {
+    return 0x80000000u | (uint32_t(slot) << 11) | (reg & 0xFC);
+}
+inline uint32_t pci_read(uint8_t slot, uint8_t reg) {
+    outl(0xCF8, pci_config_address(slot, reg));
+    return inl(0xCFC);
+}
+inline void pci_write(uint8_t slot, uint8_t reg, uint32_t v) {
+    outl(0xCF8, pci_config_address(slot, reg));
+    outl(0xCFC, v);
+}
+
 inline uint64_t rdtsc() {
     uint32_t lo, hi;
     asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
