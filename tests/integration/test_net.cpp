@@ -114,6 +114,22 @@ public:
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     }
+    // Waits until the output holds what (after `after`) and the rest of that line: a
+    // result line such as "echoc: N bytes echoed intact" is checked only when complete
+    // (QEMU's UART delivers it a few bytes at a time).
+    bool wait_line(const std::string& what, int seconds, size_t after = 0) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+        for (;;) {
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                size_t at = text_.find(what, after);
+                if (at != std::string::npos && text_.find('\n', at) != std::string::npos)
+                    return true;
+            }
+            if (std::chrono::steady_clock::now() >= until) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
     // Waits for the process to end (killing it after seconds): its exit status or -1.
     int finish(int seconds) {
         auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
@@ -317,10 +333,10 @@ TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
     ASSERT_TRUE(g.wait_for("minix# ", 60)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("inet: en0 on driver"));
     g.send("ping 10.0.2.2 2\n");
-    ASSERT_TRUE(g.wait_for("--- 10.0.2.2:", 30)) << g.output();
+    ASSERT_TRUE(g.wait_line("--- 10.0.2.2:", 30)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("2 sent, 2 received")) << g.output();
     g.send("echoc 10.0.2.2 " + std::to_string(echo.port()) + " 200000\n");
-    ASSERT_TRUE(g.wait_for("echoc: ", 60)) << g.output();
+    ASSERT_TRUE(g.wait_line("echoc: ", 60)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("echoc: 200000 bytes echoed intact")) << g.output();
     EXPECT_EQ(echo.echoed(), 200000u);
     g.send("httpd &\n");
@@ -405,13 +421,13 @@ TEST_F(UkvmNet, GuestsOnOneSwitchTalkAndAnotherSwitchIsApart) {
     a->send("echod 7 &\n");
     ASSERT_TRUE(a->wait_for("echod: tcp port 7", 30)) << a->output();
     b->send("ping 10.9.0.1 2\n");
-    ASSERT_TRUE(b->wait_for("--- 10.9.0.1:", 30)) << b->output();
+    ASSERT_TRUE(b->wait_line("--- 10.9.0.1:", 30)) << b->output();
     EXPECT_THAT(b->output(), HasSubstr("2 sent, 2 received"));
     b->send("echoc 10.9.0.1 7 100000\n");
-    ASSERT_TRUE(b->wait_for("echoc: ", 60)) << b->output();
+    ASSERT_TRUE(b->wait_line("echoc: ", 60)) << b->output();
     EXPECT_THAT(b->output(), HasSubstr("echoc: 100000 bytes echoed intact")) << b->output();
     c->send("ping 10.9.0.1 2\n");
-    ASSERT_TRUE(c->wait_for("--- 10.9.0.1:", 30)) << c->output();
+    ASSERT_TRUE(c->wait_line("--- 10.9.0.1:", 30)) << c->output();
     EXPECT_THAT(c->output(), HasSubstr("2 sent, 0 received")) << c->output();
     for (auto* g : {a.get(), b.get(), c.get()}) g->send("poweroff\n");
     EXPECT_EQ(a->finish(60), 0) << a->output();
@@ -437,7 +453,7 @@ TEST_F(UkvmNet, UserBackendReachesTheHostAndAForwardReachesTheGuest) {
     }
     ASSERT_TRUE(g->wait_for("minix# ", 1)) << g->output();
     g->send("echoc 10.0.2.2 " + std::to_string(echo.port()) + " 200000\n");
-    ASSERT_TRUE(g->wait_for("echoc: ", 60)) << g->output();
+    ASSERT_TRUE(g->wait_line("echoc: ", 60)) << g->output();
     EXPECT_THAT(g->output(), HasSubstr("echoc: 200000 bytes echoed intact")) << g->output();
     EXPECT_EQ(echo.echoed(), 200000u);
     g->send("httpd &\n");
@@ -487,7 +503,7 @@ TEST_F(UkvmNet, HostAndGuestOverATapInANetworkNamespace) {
     r = host({"ping", "-c", "2", "-W", "5", "10.1.0.2"});
     EXPECT_EQ(r.status, 0) << describe(r) << g.output();
     g.send("ping 10.1.0.1 2\n");
-    ASSERT_TRUE(g.wait_for("--- 10.1.0.1:", 30)) << g.output();
+    ASSERT_TRUE(g.wait_line("--- 10.1.0.1:", 30)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("2 sent, 2 received")) << g.output();
     // TCP echo both ways: a host echo server (python3, in the namespace) for the guest's
     // echoc, and the guest's echod for a host client.
@@ -499,7 +515,7 @@ TEST_F(UkvmNet, HostAndGuestOverATapInANetworkNamespace) {
     Interactive srv({"nsenter", ns, "--", "python3", "-c", server});
     ASSERT_TRUE(srv.wait_for("listening", 20)) << srv.output();
     g.send("echoc 10.1.0.1 7007 100000\n");
-    ASSERT_TRUE(g.wait_for("echoc: ", 60)) << g.output();
+    ASSERT_TRUE(g.wait_line("echoc: ", 60)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("echoc: 100000 bytes echoed intact")) << g.output();
     EXPECT_TRUE(srv.wait_for("echoed 100000", 20)) << srv.output();
     g.send("echod 7 &\n");
@@ -547,11 +563,11 @@ TEST_F(UkvmNet, KillingTheNetDriverMidTransferOnUkvm) {
     g->send("kill " + std::string(m[1]) + "\n");
     ASSERT_TRUE(g->wait_for("rs: vnet0 restarted", 30)) << g->output();
     EXPECT_LT(echo.echoed(), 2000000u) << "the transfer ended before the kill";
-    ASSERT_TRUE(g->wait_for("echoc: ", 120)) << g->output();
+    ASSERT_TRUE(g->wait_line("echoc: ", 120)) << g->output();
     EXPECT_THAT(g->output(), HasSubstr("echoc: 2000000 bytes echoed intact")) << g->output();
     mark = g->output().size();
     g->send("echoc 10.0.2.2 " + port + " 100000\n");
-    ASSERT_TRUE(g->wait_for("echoc: ", 60, mark)) << g->output();
+    ASSERT_TRUE(g->wait_line("echoc: ", 60, mark)) << g->output();
     EXPECT_THAT(g->output().substr(mark), HasSubstr("echoc: 100000 bytes echoed intact"));
     g->send("poweroff\n");
     EXPECT_EQ(g->finish(60), 0) << g->output();
@@ -582,12 +598,12 @@ TEST_F(NetBoot, KillingTheNetDriverMidTransferLosesNoConnection) {
     g.send("kill " + std::string(m[1]) + "\n");
     ASSERT_TRUE(g.wait_for("rs: vnet0 restarted", 30)) << g.output();
     EXPECT_LT(echo.echoed(), 3000000u) << "the transfer ended before the kill";
-    ASSERT_TRUE(g.wait_for("echoc: ", 120)) << g.output();
+    ASSERT_TRUE(g.wait_line("echoc: ", 120)) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("echoc: 3000000 bytes echoed intact")) << g.output();
     EXPECT_THAT(g.output(), HasSubstr("inet: lost the network driver"));
     mark = g.output().size();
     g.send("echoc 10.0.2.2 " + port + " 100000\n");
-    ASSERT_TRUE(g.wait_for("echoc: ", 60, mark)) << g.output();
+    ASSERT_TRUE(g.wait_line("echoc: ", 60, mark)) << g.output();
     EXPECT_THAT(g.output().substr(mark), HasSubstr("echoc: 100000 bytes echoed intact"));
     g.send("poweroff\n");
     EXPECT_EQ(g.finish(30), (0 << 1) | 1) << g.output();
