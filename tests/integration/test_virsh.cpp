@@ -296,10 +296,16 @@ TEST_F(VirshTest, LifecycleOfALongRunningGuest) {
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_FALSE(fs::exists(daemon_->state() / "domains/idle.autostart"));
 
+    // The idle guest has no PM: like a libvirt guest without ACPI it ignores the shutdown
+    // request and keeps running until it is destroyed.
     r = virsh({"shutdown", "idle"});
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("Domain 'idle' is being shutdown"));
-    EXPECT_TRUE(wait_state("idle", "shut off (shutdown)"));
+    std::this_thread::sleep_for(500ms);
+    EXPECT_TRUE(wait_state("idle", "running"));
+    r = virsh({"destroy", "idle"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(wait_state("idle", "shut off (destroyed)"));
     EXPECT_THAT(read_file(daemon_->state() / "logs/idle.log"), HasSubstr("boot modules loaded"));
 
     r = virsh({"undefine", "idle"});
@@ -311,6 +317,46 @@ TEST_F(VirshTest, LifecycleOfALongRunningGuest) {
     r = virsh({"dominfo", "idle"});
     EXPECT_NE(r.status, 0);
     EXPECT_THAT(r.err, HasSubstr("failed to get domain 'idle'"));
+}
+
+// configs/minix-domain.xml boots the MINIX-style system; virsh shutdown reaches its PM
+// through the control socket (a clean power-off, status 0), console input reaches the
+// shell, and a restarted ukvmd finds the guest through its control socket alone.
+TEST_F(VirshTest, MinixDomainShutsDownThroughPm) {
+    std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/minix-domain.xml");
+    for (std::size_t at; (at = xml.find("/opt/ukvm")) != std::string::npos;) {
+        xml.replace(at, 9, kGuestDir.string());
+    }
+    ProcessResult r = virsh({"define", write_xml("minix", xml).string()});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = virsh({"start", "minix"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    const fs::path log = daemon_->state() / "logs/minix.log";
+    for (int i = 0; i < 300 && read_file(log).find("minix# ") == std::string::npos; ++i) {
+        std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_THAT(read_file(log), HasSubstr("minix# "));
+    const fs::path sock = daemon_->state() / "run/minix.sock";
+    ASSERT_TRUE(fs::exists(sock));
+    // Typed through the control socket's input path, as virsh console does.
+    {
+        ukvm::Fd in = ukvm::control::open_console_input(sock);
+        ASSERT_EQ(::send(in.get(), "echo typed-by-ukvmd\n", 20, MSG_NOSIGNAL), 20);
+    }
+    for (int i = 0; i < 100 && read_file(log).find("\ntyped-by-ukvmd") == std::string::npos; ++i) {
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_THAT(read_file(log), HasSubstr("\ntyped-by-ukvmd"));
+    // A daemon restart without the pid file: the control socket names the process.
+    daemon_->stop();
+    fs::remove(daemon_->state() / "run/minix.pid");
+    ASSERT_TRUE(daemon_->start());
+    EXPECT_TRUE(wait_state("minix", "running"));
+    r = virsh({"shutdown", "minix"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(wait_state("minix", "shut off"));
+    EXPECT_THAT(read_file(log), HasSubstr("pm: the host asked for a shutdown; powering off"));
+    EXPECT_THAT(read_file(log), HasSubstr("pm halts the machine with status 0"));
 }
 
 // The example shipped in configs/ boots the hello guest, which prints and exits by itself.
@@ -376,8 +422,12 @@ TEST_F(VirshTest, UkvmPsStartStop) {
                                                   "running +32 MiB +[0-9.]+s\n +- +other +shut "
                                                   "off +48 MiB +0.00s\n"));
     out.str("");
+    // A shutdown request the PM-less idle guest ignores; --force (destroy) ends it.
     ASSERT_EQ(ud::cli_stop(daemon_->socket(), "idle", false, out, err), 0) << err.str();
-    EXPECT_TRUE(wait_state("idle", "shut off (shutdown)"));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(wait_state("idle", "running"));
+    ASSERT_EQ(ud::cli_stop(daemon_->socket(), "idle", true, out, err), 0) << err.str();
+    EXPECT_TRUE(wait_state("idle", "shut off (destroyed)"));
     ASSERT_EQ(ud::cli_start(daemon_->socket(), "other", out, err), 0) << err.str();
     ASSERT_EQ(ud::cli_stop(daemon_->socket(), "other", true, out, err), 0) << err.str();
     EXPECT_TRUE(wait_state("other", "shut off (destroyed)"));

@@ -1,9 +1,11 @@
 #include "vmm/control/control_server.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -124,7 +126,7 @@ void ControlServer::serve() {
             }
             bool attached = false;
             for (Client& c : clients_) {
-                if (!c.console) continue;
+                if (!c.console || c.input_only) continue;
                 attached = true;
                 c.out += output;
                 if (c.out.size() > kMaxConsoleBacklog) {
@@ -242,6 +244,17 @@ void ControlServer::handle_line(Client& c, const std::string& line) {
                     std::span(reinterpret_cast<const std::uint8_t*>(c.in.data()), c.in.size()));
                 c.in.clear();
             }
+        } else if (line == "console-input") {
+            // Input only (ukvmd: the output reaches virsh from the log); no output is
+            // queued for this client and the unclaimed output stays for a real console.
+            c.out += "ok\n\n";
+            c.console = true;
+            c.input_only = true;
+            if (!c.in.empty()) {
+                guest_.console_input(
+                    std::span(reinterpret_cast<const std::uint8_t*>(c.in.data()), c.in.size()));
+                c.in.clear();
+            }
         } else if (line.empty()) {
             // Blank lines are ignored: `echo | socat` habits.
         } else {
@@ -255,10 +268,43 @@ void ControlServer::handle_line(Client& c, const std::string& line) {
     }
 }
 
+Fd open_console_input(const std::filesystem::path& socket) {
+    const sockaddr_un addr = address(socket);
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) throw_errno("socket");
+    const timeval limit{2, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+        throw_errno("connect " + socket.string());
+    }
+    const std::string request = "console-input\n";
+    if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+        throw_errno("send");
+    }
+    std::string head;
+    char c;
+    while (head.size() < 512 && head.find("\n\n") == std::string::npos) {
+        const ssize_t n = ::recv(fd.get(), &c, 1, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw std::runtime_error("no reply from " + socket.string());
+        head += c;
+    }
+    if (head != "ok\n\n") throw std::runtime_error(head.substr(0, head.find('\n')));
+    const int flags = ::fcntl(fd.get(), F_GETFL);
+    ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
+    return fd;
+}
+
 ControlReply control_request(const std::filesystem::path& socket, const std::string& command) {
     const sockaddr_un addr = address(socket);
     const Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd.valid()) throw_errno("socket");
+    // A guest process that is stopped or wedged must not hang the caller (ukvmd's loop).
+    const timeval limit{5, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
         throw_errno("connect " + socket.string());
     }

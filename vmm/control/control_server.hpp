@@ -5,6 +5,7 @@
 //   request:  one line, "COMMAND\n" (at most 256 bytes)
 //   reply:    "ok\n" or "error: MESSAGE\n", then "key: value\n" lines, then "\n"
 //   console:  after "ok\n\n" the connection is the guest's console, raw bytes both ways
+//   console-input: the same, input only (ukvmd forwards `virsh console` keystrokes)
 //
 // The server runs its own thread so it answers whatever the vCPUs are doing; the VMM
 // implements GuestControl (thread-safe) and feeds console output in.
@@ -118,7 +119,8 @@ private:
         std::string in;
         std::string out;
         bool console = false;
-        bool closing = false;  // close once `out` is sent
+        bool input_only = false;  // "console-input": typed bytes in, no output out
+        bool closing = false;     // close once `out` is sent
     };
     void serve();
     void accept_clients();
@@ -149,6 +151,9 @@ struct ControlReply {
     std::vector<std::string> lines;  // "key: value"
 };
 ControlReply control_request(const std::filesystem::path& socket, const std::string& command);
+// A non-blocking connection that has sent "console-input": bytes written to it are typed on
+// the guest's console. Throws when the socket cannot be reached or refuses.
+Fd open_console_input(const std::filesystem::path& socket);
 
 // `ukvm ctl SOCKET COMMAND`: prints the reply's lines on out (or "ukvm: ERROR" on err) and
 // returns the exit status: 0 ok, 1 the guest refused or the socket cannot be reached.

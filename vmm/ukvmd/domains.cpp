@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "vmm/config.hpp"
+#include "vmm/control/control_server.hpp"
 #include "vmm/machine.hpp"
 #include "vmm/ukvmd/guest_toml.hpp"
 
@@ -84,16 +85,20 @@ void Domains::load() {
                 std::uint64_t start = 0, offset = 0;
                 if (in >> pid >> start >> offset) {
                     d->process = GuestProcess::adopt(static_cast<pid_t>(pid), start);
+                    d->console_offset = offset;
                 }
+                if (!d->process) remove_file(dir_.pid_file(name));
+            }
+            // Its control socket names the process too (pid file lost or never written).
+            if (!d->process) d->process = adopt_through_control_socket(name, d->console_offset);
+            {
                 if (d->process) {
                     d->id = next_id_++;
                     d->state = state::kRunning;
                     d->reason = state::kRunningUnknown;
                     d->started = std::chrono::steady_clock::now();
-                    d->console_offset = offset;
-                    spdlog::info("domain '{}': ukvm process {} still running, adopted", name, pid);
-                } else {
-                    remove_file(dir_.pid_file(name));
+                    spdlog::info("domain '{}': ukvm process {} still running, adopted", name,
+                                 d->process->pid());
                 }
             }
             // How the last run ended, as the previous daemon saw it.
@@ -120,6 +125,39 @@ void Domains::load() {
         } catch (const std::exception& e) {
             spdlog::error("domain '{}' autostart failed: {}", d->name(), e.what());
         }
+    }
+}
+
+std::unique_ptr<GuestProcess> Domains::adopt_through_control_socket(const std::string& name,
+                                                                    std::uint64_t& offset) {
+    const auto socket = dir_.control_socket(name);
+    if (!std::filesystem::exists(socket)) return nullptr;
+    try {
+        const control::ControlReply r = control::control_request(socket, "info");
+        long pid = 0;
+        bool same_name = false;
+        for (const std::string& line : r.lines) {
+            if (line.rfind("pid: ", 0) == 0) pid = std::stol(line.substr(5));
+            if (line == "name: " + name) same_name = true;
+        }
+        if (!r.ok || pid <= 1 || !same_name) return nullptr;
+        const auto start = process_start_time(static_cast<pid_t>(pid));
+        if (!start) return nullptr;
+        auto process = GuestProcess::adopt(static_cast<pid_t>(pid), *start);
+        if (process) {
+            // Console output from here on (the log's earlier runs are not this one's).
+            std::error_code ec;
+            const auto size = std::filesystem::file_size(dir_.log(name), ec);
+            offset = ec ? 0 : size;
+            write_file_atomically(dir_.pid_file(name), std::to_string(pid) + " " +
+                                                           std::to_string(*start) + " " +
+                                                           std::to_string(offset) + "\n");
+            spdlog::info("domain '{}': found through its control socket", name);
+        }
+        return process;
+    } catch (const std::exception& e) {
+        spdlog::info("domain '{}': stale control socket ({})", name, e.what());
+        return nullptr;
     }
 }
 
@@ -180,6 +218,15 @@ void Domains::start(Domain& d) {
     GuestConfig config = d.def.config;
     config.console.output = ConsoleOutput::Stdout;  // the log file, via ukvm's stdout
     config.console.input = ConsoleInput::None;
+    // The control socket: clean shutdown, console input, finding the guest again after a
+    // daemon restart. A state directory too deep for a socket path does without.
+    const auto control = dir_.control_socket(d.name());
+    if (control.string().size() <= kMaxSocketPathBytes) {
+        config.api_socket = control;
+    } else {
+        spdlog::warn("domain '{}': {} is too long for a unix socket; no control socket", d.name(),
+                     control.string());
+    }
     const auto toml_path = dir_.run_config(d.name());
     write_file_atomically(toml_path, to_guest_toml(config));
     // The same checks `ukvm run` makes, here, so the client sees a missing kernel at once.
@@ -326,6 +373,18 @@ void Domains::append_log(const Domain& d, const std::string& line) {
 void Domains::shutdown(Domain& d) {
     if (!d.running()) throw DomainError(err::kOperationInvalid, "domain is not running");
     d.stop_requested = Domain::Stop::Shutdown;
+    // The guest's PM powers off cleanly (docs/control-api.md); a guest that ignores the
+    // request keeps running until destroyed, as libvirt's would. Without a control socket
+    // (no PM-capable path at all) SIGTERM stops the VM at once.
+    try {
+        const control::ControlReply r =
+            control::control_request(dir_.control_socket(d.name()), "shutdown");
+        if (r.ok) return;
+        spdlog::warn("domain '{}': shutdown through the control socket refused: {}", d.name(),
+                     r.error);
+    } catch (const std::exception& e) {
+        spdlog::warn("domain '{}': no control socket ({}); SIGTERM", d.name(), e.what());
+    }
     d.process->signal(SIGTERM);
 }
 

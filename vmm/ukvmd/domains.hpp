@@ -88,7 +88,8 @@ public:
     Domain& define(std::string_view xml);
     void undefine(Domain& d);
     void start(Domain& d);
-    // Asks the guest to stop (today: SIGTERM to its ukvm process; see docs/management.md).
+    // Asks the guest to power off through its control socket (its PM shuts down cleanly);
+    // SIGTERM to its ukvm process when there is no control socket (docs/management.md).
     void shutdown(Domain& d);
     // Kills the guest and waits for it: it is shut off when this returns.
     void destroy(Domain& d);
@@ -112,6 +113,9 @@ private:
     void append_log(const Domain& d, const std::string& line);
     void forget(Domain& d);
     void restart_after_crash(Domain& d);
+    // A guest whose control socket answers `info` with this name and a live pid.
+    std::unique_ptr<GuestProcess> adopt_through_control_socket(const std::string& name,
+                                                               std::uint64_t& offset);
     void emit(const Domain& d, int type, int detail) {
         if (on_event) on_event(d, type, detail);
     }

@@ -1,5 +1,7 @@
 #include "vmm/ukvmd/rpc_server.hpp"
 
+#include "vmm/control/control_server.hpp"
+
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -370,7 +372,15 @@ void RpcServer::handle_stream(Connection& c, const Packet& p) {
     auto it = std::find_if(c.streams.begin(), c.streams.end(),
                            [&](const ConsoleStream& s) { return s.serial == h.serial; });
     if (h.status == MessageStatus::Continue) {
-        // Console input: ukvm guests started by ukvmd have no input path yet; dropped.
+        // Console input, to the guest's control socket. Never blocks the daemon: what the
+        // socket cannot take now is dropped, like a full UART.
+        if (it != c.streams.end() && it->input.valid() && !p.payload.empty()) {
+            if (::send(it->input.get(), p.payload.data(), p.payload.size(),
+                       MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+                errno != EAGAIN && errno != EWOULDBLOCK) {
+                it->input.reset();
+            }
+        }
         return;
     }
     // Finish (OK) or abort (ERROR): acknowledge and forget the stream.
@@ -732,6 +742,12 @@ void RpcServer::call(Connection& c, const Packet& p) {
                     throw fail(err::kOperationFailed, "cannot open the console log " +
                                                           log.string() + ": " +
                                                           std::strerror(errno));
+                }
+                try {
+                    s.input =
+                        control::open_console_input(domains_.state_dir().control_socket(d.name()));
+                } catch (const std::exception& e) {
+                    spdlog::info("domain '{}': console without input: {}", d.name(), e.what());
                 }
                 new_stream = std::move(s);
                 break;

@@ -62,6 +62,7 @@ private:
         Fd log;
         std::uint64_t offset = 0;
         bool eof_sent = false;
+        Fd input;  // "console-input" on the guest's control socket; invalid: input dropped
     };
     struct Connection {
         explicit Connection(std::size_t max_packet) : in(max_packet) {}

@@ -54,6 +54,9 @@ fs::path StateDir::pid_file(std::string_view name) const {
 fs::path StateDir::exit_file(std::string_view name) const {
     return root_ / "run" / (std::string(name) + ".exit");
 }
+fs::path StateDir::control_socket(std::string_view name) const {
+    return root_ / "run" / (std::string(name) + ".sock");
+}
 fs::path StateDir::log(std::string_view name) const {
     return root_ / "logs" / (std::string(name) + ".log");
 }

@@ -5,6 +5,7 @@
 //   DIR/run/NAME.toml           the guest.toml the running ukvm process was started with
 //   DIR/run/NAME.pid            "PID STARTTIME LOGOFFSET" of that process (to find it again)
 //   DIR/run/NAME.exit           "REASON how it ended" of the last run (survives restarts)
+//   DIR/run/NAME.sock           the running guest's control socket (docs/control-api.md)
 //   DIR/logs/NAME.log           console output and ukvm's messages, appended run after run
 //
 // Every file is replaced atomically (temporary, fsync, rename, fsync of the directory),
@@ -30,6 +31,7 @@ public:
     std::filesystem::path run_config(std::string_view name) const;
     std::filesystem::path pid_file(std::string_view name) const;
     std::filesystem::path exit_file(std::string_view name) const;
+    std::filesystem::path control_socket(std::string_view name) const;
     std::filesystem::path log(std::string_view name) const;
 
     // Names of the domains with a definition file, sorted.
