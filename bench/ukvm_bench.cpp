@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -28,10 +29,12 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_common.hpp"
 #include "vmm/config.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using namespace ukvm::bench;
 
 namespace {
 
@@ -169,13 +172,6 @@ Sample run(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
     return Child(argv, timeout).finish();
 }
 
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 // "key=value" fields from a guest's or ukvm's output line.
 std::optional<double> field(const std::string& text, const std::string& key) {
     std::smatch m;
@@ -195,31 +191,6 @@ fs::path write_config(const fs::path& dir, const std::string& name, const fs::pa
     std::ofstream(file) << "name = \"" << name << "\"\nmemory = 64\nkernel = \"" << kernel.string()
                         << "\"\ncmdline = \"" << cmdline << "\"\n";
     return file;
-}
-
-std::string ratio(double a, double b) {
-    return b > 0 ? fmt::format("{:.3g}×", a / b) : "n/a";
-}
-
-// The microkernel system from a shipped config, for ukvm (as a TOML with console input
-// from stdin) and for QEMU (-kernel/-append/-initrd). Throws if the config's files are
-// not built (its paths point into <source>/build).
-struct SystemImage {
-    ukvm::GuestConfig config;
-    fs::path toml;  // the ukvm config written for the run
-};
-
-SystemImage system_image(const fs::path& source_config, const fs::path& dir) {
-    SystemImage image{ukvm::load_config(source_config),
-                      dir / (source_config.stem().string() + ".toml")};
-    std::ofstream t(image.toml);
-    t << "name = \"" << image.config.name << "\"\nmemory = " << image.config.memory_mib
-      << "\nkernel = \"" << image.config.kernel.string() << "\"\ncmdline = \""
-      << image.config.cmdline << "\"\n";
-    for (const auto& m : image.config.modules)
-        t << "[[module]]\npath = \"" << m.path.string() << "\"\nargs = \"" << m.args << "\"\n";
-    t << "[console]\ninput = \"stdin\"\n";
-    return image;
 }
 
 // QEMU booting a guest as ukvm would from `c`: COM1 on stdio, isa-debug-exit for the status,
@@ -244,11 +215,18 @@ std::vector<std::string> qemu_argv(const std::string& qemu, const ukvm::GuestCon
                                      "-no-reboot",
                                      "-device",
                                      "isa-debug-exit,iobase=0xf4,iosize=0x04"};
-    std::string initrd;
-    for (const auto& m : c.modules)
-        initrd +=
-            (initrd.empty() ? "" : ",") + m.path.string() + (m.args.empty() ? "" : " " + m.args);
-    if (!initrd.empty()) argv.insert(argv.end(), {"-initrd", initrd});
+    if (const std::string initrd = qemu_initrd(c); !initrd.empty())
+        argv.insert(argv.end(), {"-initrd", initrd});
+    return argv;
+}
+
+// qemu_argv with `image` as a raw virtio-blk disk (modern PCI, like ukvm's) and no NIC.
+std::vector<std::string> qemu_argv_with_disk(const std::string& qemu, const ukvm::GuestConfig& c,
+                                             const fs::path& image) {
+    auto argv = qemu_argv(qemu, c);
+    argv.insert(argv.end(),
+                {"-nic", "none", "-drive", "file=" + image.string() + ",if=none,id=d0,format=raw",
+                 "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"});
     return argv;
 }
 
@@ -275,37 +253,55 @@ PromptRun prompt_and_idle(const std::vector<std::string>& argv, std::chrono::sec
     return r;
 }
 
-// blkbench (guest-servers/programs/blkbench.cpp) in the microkernel system, whose argv
-// gives it a scratch disk: boots to the prompt, runs it over `mib` MiB, powers off; the
-// console output, which holds blkbench's "bench: " line.
-std::string blkbench_output(const std::vector<std::string>& argv, int mib,
-                            const std::string& what) {
+// A program in the microkernel system booted by `argv` (with the disk the program needs):
+// boots to the prompt, types `command` and poweroff; the console output, which must hold
+// `expect` (the start of the program's figures line).
+std::string program_output(const std::vector<std::string>& argv, const std::string& command,
+                           const std::string& expect, const std::string& what) {
     Child child(argv, std::chrono::seconds(900));
     if (!child.wait_for("minix# ")) {
         Sample s = child.finish();
         throw std::runtime_error(what + " never showed the shell prompt: " + s.out + s.err);
     }
-    child.send(fmt::format("blkbench {}\npoweroff\n", mib));
+    child.send(command + "\npoweroff\n");
     Sample s = child.finish();
-    if (s.out.find("bench: seq_read_kibps=") == std::string::npos)
-        throw std::runtime_error(what + ": blkbench gave no figures: " + s.out + s.err);
+    if (s.out.find(expect) == std::string::npos)
+        throw std::runtime_error(what + ": " + command + " gave no figures: " + s.out + s.err);
     return s.out;
 }
 
-// `fstest bench` (guest-servers/programs/fstest.cpp) in the microkernel system, whose argv
-// gives it a MINIX v3 disk: 4 MiB written + fsynced and read back through VFS and MFS, and
-// a cached file read; the console output, which holds its "bench: fs_..." line.
-std::string fsbench_output(const std::vector<std::string>& argv, const std::string& what) {
-    Child child(argv, std::chrono::seconds(900));
-    if (!child.wait_for("minix# ")) {
-        Sample s = child.finish();
-        throw std::runtime_error(what + " never showed the shell prompt: " + s.out + s.err);
+// The console outputs of `rounds` runs of program_output on ukvm and on QEMU (skipped when
+// `qemu_argv` is empty), alternating so that drift in the host hits both alike.
+struct Outputs {
+    std::vector<std::string> ukvm, qemu;
+};
+
+Outputs alternate(int rounds, const std::vector<std::string>& ukvm_argv,
+                  const std::vector<std::string>& qemu_argv, const std::string& command,
+                  const std::string& expect, const std::string& what) {
+    Outputs o;
+    for (int i = 0; i < rounds; ++i) {
+        o.ukvm.push_back(program_output(ukvm_argv, command, expect, "ukvm " + what));
+        if (!qemu_argv.empty())
+            o.qemu.push_back(program_output(qemu_argv, command, expect, "QEMU " + what));
     }
-    child.send("fstest bench\npoweroff\n");
-    Sample s = child.finish();
-    if (s.out.find("bench: fs_write_kibps=") == std::string::npos)
-        throw std::runtime_error(what + ": fstest bench gave no figures: " + s.out + s.err);
-    return s.out;
+    return o;
+}
+
+// The median of a "key=value" figure over the runs' outputs (-1: not measured).
+double median_field(const std::vector<std::string>& outs, const std::string& key) {
+    std::vector<double> v;
+    for (const auto& o : outs)
+        if (auto f = field(o, key)) v.push_back(*f);
+    return v.empty() ? -1.0 : median(v);
+}
+
+// A row for a figure measured on ukvm (a) and QEMU (b) on the same image; -1: not measured.
+Row same_image_row(const std::string& what, double a, double b,
+                   const std::function<std::string(double)>& format) {
+    const bool peer = b >= 0;
+    return {what, a >= 0 ? format(a) : "n/a", peer ? "QEMU -M pc, same image" : "",
+            peer ? format(b) : "", a >= 0 && peer ? ratio(a, b) : ""};
 }
 
 // The host's own read bandwidth on the image file (64 KiB preads, page cache warm; the best
@@ -359,10 +355,6 @@ KernelSize kernel_size(const fs::path& source, const fs::path& image) {
     }
     return size;
 }
-
-struct Row {
-    std::string measure, ukvm, peer_name, peer, ratio;
-};
 
 }  // namespace
 
@@ -545,24 +537,11 @@ int main(int argc, char** argv) {
                 }
                 std::ofstream(sys.toml, std::ios::app)
                     << "[[disk]]\npath = \"" << image.string() << "\"\n";
-                // blk_rounds runs each, alternating, so that drift in the host hits both.
-                std::vector<std::string> u, q;
-                auto qargv = qemu_argv(qemu, sys.config);
-                qargv.insert(qargv.end(), {"-nic", "none", "-drive",
-                                           "file=" + image.string() + ",if=none,id=d0,format=raw",
-                                           "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"});
-                for (int i = 0; i < blk_rounds; ++i) {
-                    u.push_back(blkbench_output({ukvm, "run", sys.toml}, blk_mib, "ukvm blkbench"));
-                    if (!qemu.empty())
-                        q.push_back(blkbench_output(qargv, blk_mib, "QEMU blkbench"));
-                }
-                // The median of a figure over the runs' outputs (-1: not measured).
-                auto med = [](const std::vector<std::string>& outs, const char* key) {
-                    std::vector<double> v;
-                    for (const auto& o : outs)
-                        if (auto f = field(o, key)) v.push_back(*f);
-                    return v.empty() ? -1.0 : median(v);
-                };
+                const Outputs out = alternate(
+                    blk_rounds, {ukvm, "run", sys.toml},
+                    qemu.empty() ? std::vector<std::string>{}
+                                 : qemu_argv_with_disk(qemu, sys.config, image),
+                    fmt::format("blkbench {}", blk_mib), "bench: seq_read_kibps=", "blkbench");
                 const double host = host_read_mibps(image);
                 struct Metric {
                     const char* key;
@@ -577,15 +556,11 @@ int main(int argc, char** argv) {
                              1.0 / 1024, "MiB/s"},
                       Metric{"rand_read_iops", "random 4 KiB reads", 1, "IOPS"},
                       Metric{"rand_write_iops", "random 4 KiB writes + FLUSH", 1, "IOPS"}}) {
-                    const double a = med(u, m.key), b = med(q, m.key);
-                    const bool peer = b >= 0;
-                    blk_rows.push_back(
-                        {m.what, a >= 0 ? fmt::format("{:.3g} {}", a * m.scale, m.unit) : "n/a",
-                         peer ? "QEMU -M pc, same image" : "",
-                         peer ? fmt::format("{:.3g} {}", b * m.scale, m.unit) : "",
-                         a >= 0 && peer ? ratio(a, b) : ""});
+                    blk_rows.push_back(same_image_row(
+                        m.what, median_field(out.ukvm, m.key), median_field(out.qemu, m.key),
+                        [&m](double v) { return fmt::format("{:.3g} {}", v * m.scale, m.unit); }));
                 }
-                const double a = med(u, "seq_read_kibps");
+                const double a = median_field(out.ukvm, "seq_read_kibps");
                 blk_rows.push_back({"sequential read vs the host's own reads of the file",
                                     a >= 0 ? fmt::format("{:.3g} MiB/s", a / 1024) : "n/a",
                                     "host pread, 64 KiB, page cache",
@@ -606,33 +581,19 @@ int main(int argc, char** argv) {
                 expect_ok(mk.finish(), "ukvm image create");
                 std::ofstream(sys.toml, std::ios::app)
                     << "[[disk]]\npath = \"" << image.string() << "\"\n";
-                std::vector<std::string> u, q;
-                auto qargv = qemu_argv(qemu, sys.config);
-                qargv.insert(qargv.end(), {"-nic", "none", "-drive",
-                                           "file=" + image.string() + ",if=none,id=d0,format=raw",
-                                           "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"});
-                for (int i = 0; i < fs_rounds; ++i) {
-                    u.push_back(fsbench_output({ukvm, "run", sys.toml}, "ukvm fstest bench"));
-                    if (!qemu.empty()) q.push_back(fsbench_output(qargv, "QEMU fstest bench"));
-                }
-                auto med = [](const std::vector<std::string>& outs, const char* key) {
-                    std::vector<double> v;
-                    for (const auto& o : outs)
-                        if (auto f = field(o, key)) v.push_back(*f);
-                    return v.empty() ? -1.0 : median(v);
-                };
+                const Outputs out =
+                    alternate(fs_rounds, {ukvm, "run", sys.toml},
+                              qemu.empty() ? std::vector<std::string>{}
+                                           : qemu_argv_with_disk(qemu, sys.config, image),
+                              "fstest bench", "bench: fs_write_kibps=", "fstest bench");
                 const std::pair<const char*, const char*> metrics[] = {
                     {"fs_write_kibps", "4 MiB file write (64 KiB calls) + fsync"},
                     {"fs_read_kibps", "4 MiB file read back (64 KiB calls)"},
                     {"fs_cached_read_kibps", "256 KiB file read from MFS's cache"}};
-                for (const auto& [key, what] : metrics) {
-                    const double a = med(u, key), b = med(q, key);
-                    const bool peer = b >= 0;
-                    fs_rows.push_back({what, a >= 0 ? fmt::format("{:.3g} MiB/s", a / 1024) : "n/a",
-                                       peer ? "QEMU -M pc, same image" : "",
-                                       peer ? fmt::format("{:.3g} MiB/s", b / 1024) : "",
-                                       a >= 0 && peer ? ratio(a, b) : ""});
-                }
+                for (const auto& [key, what] : metrics)
+                    fs_rows.push_back(same_image_row(
+                        what, median_field(out.ukvm, key), median_field(out.qemu, key),
+                        [](double v) { return fmt::format("{:.3g} MiB/s", v / 1024); }));
             } catch (const std::exception& e) {
                 fmt::print(stderr, "ukvm-bench: file system figures skipped: {}\n", e.what());
             }
@@ -640,40 +601,24 @@ int main(int argc, char** argv) {
         fmt::print(
             "ukvm-bench: {} ukvm/floor rounds, {} QEMU rounds, {} hypercalls per loop; medians\n\n",
             rounds, qemu.empty() ? 0 : qemu_rounds, hypercalls);
-        fmt::print(
-            "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
-        for (const auto& r : rows)
-            fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
-                       r.ratio);
+        print_table(rows);
         if (!system_rows.empty()) {
             fmt::print("\nThe microkernel system (configs/minix.toml, configs/ipc-test.toml):\n\n");
-            fmt::print(
-                "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
-            for (const auto& r : system_rows)
-                fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
-                           r.ratio);
+            print_table(system_rows);
         }
         if (!blk_rows.empty()) {
             fmt::print(
                 "\nBlock I/O in the guest (blkbench through vblk0, {} MiB each way; medians of {} "
                 "runs each):\n\n",
                 blk_mib, blk_rounds);
-            fmt::print(
-                "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
-            for (const auto& r : blk_rows)
-                fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
-                           r.ratio);
+            print_table(blk_rows);
         }
         if (!fs_rows.empty()) {
             fmt::print(
                 "\nFiles in the guest (fstest bench through VFS, MFS and vblk0; medians of {} runs "
                 "each):\n\n",
                 fs_rounds);
-            fmt::print(
-                "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
-            for (const auto& r : fs_rows)
-                fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
-                           r.ratio);
+            print_table(fs_rows);
         }
         fs::remove_all(dir);
         return 0;
