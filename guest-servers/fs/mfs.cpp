@@ -228,6 +228,26 @@ int FileSystem::check_zone(uint32_t zone) const {
     return zone >= sb_.first_data_zone && zone < sb_.zones ? 0 : kEIo;
 }
 
+template <typename F>
+int FileSystem::for_each_clear_bit(uint32_t start, uint32_t from, uint32_t to, F f) {
+    for (uint32_t bit = from; bit < to;) {
+        int err = 0;
+        Cache::Buf* b = cache_.get(start + bit / disk::kBitsPerBlock, &err);
+        if (!b) return err;
+        uint32_t block_end = (bit / disk::kBitsPerBlock + 1) * disk::kBitsPerBlock;
+        if (block_end > to) block_end = to;
+        for (; bit < block_end; ++bit) {
+            uint32_t i = bit % disk::kBitsPerBlock;
+            if (i % 8 == 0 && bit + 8 <= block_end && b->data[i / 8] == 0xff) {
+                bit += 7;  // a full byte: 8 bits in use
+                continue;
+            }
+            if (!(b->data[i / 8] & (1u << (i % 8))) && f(b, bit)) return 1;
+        }
+    }
+    return 0;
+}
+
 // Bit 0 of each map is reserved; zone maps have zones - first_data_zone + 1 bits.
 int FileSystem::alloc_bit(bool zones, uint32_t* out) {
     uint32_t nbits = zones ? sb_.zones - sb_.first_data_zone + 1 : sb_.ninodes + 1;
@@ -237,26 +257,15 @@ int FileSystem::alloc_bit(bool zones, uint32_t* out) {
     for (int pass = 0; pass < 2; ++pass) {
         uint32_t from = pass == 0 ? hint : 1;
         uint32_t to = pass == 0 ? nbits : hint;
-        for (uint32_t bit = from; bit < to;) {
-            int err = 0;
-            Cache::Buf* b = cache_.get(start + bit / disk::kBitsPerBlock, &err);
-            if (!b) return err;
-            uint32_t block_end = (bit / disk::kBitsPerBlock + 1) * disk::kBitsPerBlock;
-            if (block_end > to) block_end = to;
-            for (; bit < block_end; ++bit) {
-                uint32_t i = bit % disk::kBitsPerBlock;
-                if (i % 8 == 0 && bit + 8 <= block_end && b->data[i / 8] == 0xff) {
-                    bit += 7;
-                    continue;
-                }
-                if (b->data[i / 8] & (1u << (i % 8))) continue;
-                b->data[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-                cache_.mark_dirty(b);
-                hint = bit + 1;
-                *out = bit;
-                return 0;
-            }
-        }
+        int r = for_each_clear_bit(start, from, to, [&](Cache::Buf* b, uint32_t bit) {
+            uint32_t i = bit % disk::kBitsPerBlock;
+            b->data[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+            cache_.mark_dirty(b);
+            hint = bit + 1;
+            *out = bit;
+            return true;
+        });
+        if (r != 0) return r < 0 ? r : 0;
     }
     return kENoSpc;
 }
@@ -303,6 +312,23 @@ int FileSystem::alloc_inode(uint16_t mode, uint32_t* ino) {
 
 // ---- the zone tree ----
 
+int FileSystem::get_ptr(uint32_t block, uint32_t i, uint32_t* zone) {
+    int err = 0;
+    Cache::Buf* b = cache_.get(block, &err);
+    if (!b) return err;
+    *zone = le32(b->data + i * 4);
+    return 0;
+}
+
+int FileSystem::set_ptr(uint32_t block, uint32_t i, uint32_t zone) {
+    int err = 0;
+    Cache::Buf* b = cache_.get(block, &err);
+    if (!b) return err;
+    set_le32(b->data + i * 4, zone);
+    cache_.mark_dirty(b);
+    return 0;
+}
+
 int FileSystem::bmap(disk::Inode* in, uint32_t index, bool alloc, uint32_t* zone) {
     *zone = 0;
     if (index >= kMaxBlocks) return alloc ? kEFBig : 0;
@@ -327,18 +353,12 @@ int FileSystem::bmap(disk::Inode* in, uint32_t index, bool alloc, uint32_t* zone
         uint32_t span = level == 2 ? kPer : 1;
         uint32_t i = index / span;
         index %= span;
-        int err = 0;
-        Cache::Buf* b = cache_.get(z, &err);
-        if (!b) return err;
-        uint32_t next = le32(b->data + i * 4);
+        uint32_t next = 0;
+        int r = get_ptr(z, i, &next);
+        if (r < 0) return r;
         if (next == 0) {
             if (!alloc) return 0;
-            int r = alloc_zone(&next);
-            if (r < 0) return r;
-            b = cache_.get(z, &err);  // (still cached: just used)
-            if (!b) return err;
-            set_le32(b->data + i * 4, next);
-            cache_.mark_dirty(b);
+            if ((r = alloc_zone(&next)) < 0 || (r = set_ptr(z, i, next)) < 0) return r;
         } else if (check_zone(next) < 0) {
             return kEIo;
         }
@@ -354,10 +374,9 @@ int FileSystem::free_tree(uint32_t zone, int depth, uint32_t first, uint32_t spa
     *empty = true;
     if (check_zone(zone) < 0) return kEIo;
     for (uint32_t i = 0; i < kPer; ++i) {
-        int err = 0;
-        Cache::Buf* b = cache_.get(zone, &err);
-        if (!b) return err;
-        uint32_t child = le32(b->data + i * 4);
+        uint32_t child = 0;
+        int r = get_ptr(zone, i, &child);
+        if (r < 0) return r;
         if (child == 0) continue;
         if ((i + 1) * span <= first) {
             *empty = false;
@@ -365,20 +384,14 @@ int FileSystem::free_tree(uint32_t zone, int depth, uint32_t first, uint32_t spa
         }
         uint32_t sub_first = first > i * span ? first - i * span : 0;
         bool child_empty = true;
-        if (depth > 1) {
-            int r = free_tree(child, depth - 1, sub_first, span / kPer, &child_empty);
-            if (r < 0) return r;
-        }
+        if (depth > 1 &&
+            (r = free_tree(child, depth - 1, sub_first, span / kPer, &child_empty)) < 0)
+            return r;
         if (!child_empty) {
             *empty = false;
             continue;
         }
-        int r = free_zone(child);
-        if (r < 0) return r;
-        b = cache_.get(zone, &err);
-        if (!b) return err;
-        set_le32(b->data + i * 4, 0);
-        cache_.mark_dirty(b);
+        if ((r = free_zone(child)) < 0 || (r = set_ptr(zone, i, 0)) < 0) return r;
     }
     return 0;
 }
@@ -396,17 +409,15 @@ int FileSystem::truncate_any(uint32_t ino, uint32_t size, bool dir_ok) {
     if (uint64_t{size} > uint64_t{kMaxBlocks} * kBs || size > sb_.max_size) return kEFBig;
     if (size < in.size) {
         // The rest of the last kept block reads as zeros if the file grows again.
-        if (size % kBs) {
-            uint32_t z;
-            if ((r = bmap(&in, size / kBs, false, &z)) < 0) return r;
-            if (z) {
-                int err = 0;
-                Cache::Buf* b = cache_.get(z, &err);
-                if (!b) return err;
-                zero(b->data + size % kBs, kBs - size % kBs);
-                cache_.mark_dirty(b);
-            }
-        }
+        r = for_each_block(&in, size, (kBs - size % kBs) % kBs, false,
+                           [&](Cache::Buf* b, uint32_t, uint32_t at, uint32_t n) {
+                               if (b) {
+                                   zero(b->data + at, n);
+                                   cache_.mark_dirty(b);
+                               }
+                               return 0;
+                           });
+        if (r < 0) return r;
         uint32_t first = (size + kBs - 1) / kBs;
         for (uint32_t i = first; i < disk::kDirectZones; ++i) {
             if (!in.zone[i]) continue;
@@ -447,6 +458,28 @@ int FileSystem::release(uint32_t ino, disk::Inode* in) {
 
 // ---- file data ----
 
+template <typename F>
+int FileSystem::for_each_block(disk::Inode* in, uint32_t offset, uint32_t len, bool alloc, F f) {
+    for (uint32_t done = 0; done < len;) {
+        uint32_t pos = offset + done;
+        uint32_t in_block = pos % kBs;
+        uint32_t n = kBs - in_block;
+        if (n > len - done) n = len - done;
+        uint32_t z;
+        int r = bmap(in, pos / kBs, alloc, &z);
+        if (r < 0) return r;
+        Cache::Buf* b = nullptr;
+        if (z != 0) {
+            int err = 0;
+            // With alloc (a write), a block written whole need not be read.
+            if (!(b = cache_.get(z, &err, alloc && n == kBs))) return err;
+        }
+        if (int stop = f(b, pos, in_block, n)) return stop;
+        done += n;
+    }
+    return 0;
+}
+
 int FileSystem::read(uint32_t ino, uint32_t offset, void* buf, uint32_t len) {
     disk::Inode in;
     int r = get_inode(ino, &in);
@@ -456,25 +489,15 @@ int FileSystem::read(uint32_t ino, uint32_t offset, void* buf, uint32_t len) {
     if (len > in.size - offset) len = in.size - offset;
     if (len > 0x7fffffff) len = 0x7fffffff;
     auto* out = static_cast<uint8_t*>(buf);
-    uint32_t done = 0;
-    while (done < len) {
-        uint32_t pos = offset + done;
-        uint32_t in_block = pos % kBs;
-        uint32_t n = kBs - in_block;
-        if (n > len - done) n = len - done;
-        uint32_t z;
-        if ((r = bmap(&in, pos / kBs, false, &z)) < 0) return r;
-        if (z == 0) {
-            zero(out + done, n);
-        } else {
-            int err = 0;
-            Cache::Buf* b = cache_.get(z, &err);
-            if (!b) return err;
-            copy(out + done, b->data + in_block, n);
-        }
-        done += n;
-    }
-    return static_cast<int>(done);
+    r = for_each_block(&in, offset, len, false,
+                       [&](Cache::Buf* b, uint32_t pos, uint32_t at, uint32_t n) {
+                           if (b)
+                               copy(out + (pos - offset), b->data + at, n);
+                           else
+                               zero(out + (pos - offset), n);  // a hole
+                           return 0;
+                       });
+    return r < 0 ? r : static_cast<int>(len);
 }
 
 int FileSystem::write(uint32_t ino, uint32_t offset, const void* buf, uint32_t len) {
@@ -494,21 +517,15 @@ int FileSystem::write_any(uint32_t ino, uint32_t offset, const void* buf, uint32
     if (end > uint64_t{kMaxBlocks} * kBs || end > sb_.max_size) return kEFBig;
     const auto* src = static_cast<const uint8_t*>(buf);
     uint32_t done = 0;
-    int err = 0;
-    while (done < len) {
-        uint32_t pos = offset + done;
-        uint32_t in_block = pos % kBs;
-        uint32_t n = kBs - in_block;
-        if (n > len - done) n = len - done;
-        uint32_t z;
-        if ((err = bmap(&in, pos / kBs, true, &z)) < 0) break;
-        Cache::Buf* b = cache_.get(z, &err, n == kBs);  // a whole block need not be read
-        if (!b) break;
-        copy(b->data + in_block, src + done, n);
-        cache_.mark_dirty(b);
-        done += n;
-        if (pos + n > in.size) in.size = pos + n;
-    }
+    int err = for_each_block(&in, offset, len, true,
+                             [&](Cache::Buf* b, uint32_t pos, uint32_t at, uint32_t n) {
+                                 if (!b) return kEIo;  // (bmap allocates: never a hole)
+                                 copy(b->data + at, src + done, n);
+                                 cache_.mark_dirty(b);
+                                 done += n;
+                                 if (pos + n > in.size) in.size = pos + n;
+                                 return 0;
+                             });
     if (done) in.mtime = in.ctime = now_;
     r = put_inode(ino, in);
     if (err < 0 && (done == 0 || err != kENoSpc)) return err;
@@ -521,26 +538,19 @@ int FileSystem::write_any(uint32_t ino, uint32_t offset, const void* buf, uint32
 // Calls f(pos, entry) for each slot of the directory; f returns true to stop there.
 template <typename F>
 int FileSystem::for_each_entry(disk::Inode& in, uint32_t from, F f) {
+    uint32_t start = from - from % kEntry;
     uint32_t size = in.size - in.size % kEntry;
-    for (uint32_t pos = from - from % kEntry; pos < size;) {
-        uint32_t z;
-        int r = bmap(&in, pos / kBs, false, &z);
-        if (r < 0) return r;
-        uint32_t block_end = (pos / kBs + 1) * kBs;
-        if (z == 0) {  // a hole: no entries
-            pos = block_end;
-            continue;
-        }
-        int err = 0;
-        Cache::Buf* b = cache_.get(z, &err);
-        if (!b) return err;
-        for (; pos < block_end && pos < size; pos += kEntry) {
-            disk::DirEntry e;
-            copy(&e, b->data + pos % kBs, kEntry);
-            if (f(pos, e)) return 1;
-        }
-    }
-    return 0;
+    if (start >= size) return 0;
+    return for_each_block(&in, start, size - start, false,
+                          [&](Cache::Buf* b, uint32_t pos, uint32_t at, uint32_t n) {
+                              if (!b) return 0;  // a hole: no entries
+                              for (uint32_t end = pos + n; pos < end; pos += kEntry, at += kEntry) {
+                                  disk::DirEntry e;
+                                  copy(&e, b->data + at, kEntry);
+                                  if (f(pos, e)) return 1;
+                              }
+                              return 0;
+                          });
 }
 
 int FileSystem::dir_find(uint32_t dir, const char* name, size_t len, uint32_t* ino, uint32_t* pos) {
@@ -566,15 +576,12 @@ int FileSystem::dir_set(uint32_t dir, uint32_t pos, uint32_t ino) {
     disk::Inode in;
     int r = get_inode(dir, &in);
     if (r < 0) return r;
-    uint32_t z;
-    if ((r = bmap(&in, pos / kBs, false, &z)) < 0) return r;
-    if (z == 0) return kEIo;
-    int err = 0;
-    Cache::Buf* b = cache_.get(z, &err);
-    if (!b) return err;
-    set_le32(b->data + pos % kBs, ino);
-    cache_.mark_dirty(b);
-    return 0;
+    return for_each_block(&in, pos, 4, false, [&](Cache::Buf* b, uint32_t, uint32_t at, uint32_t) {
+        if (!b) return kEIo;  // entries are never in a hole
+        set_le32(b->data + at, ino);
+        cache_.mark_dirty(b);
+        return 0;
+    });
 }
 
 int FileSystem::dir_remove(uint32_t dir, uint32_t pos) {
@@ -918,22 +925,10 @@ int FileSystem::drop(uint32_t ino, disk::Inode* in) {
 int FileSystem::statfs(StatFs* out) {
     auto count_free = [&](uint32_t start, uint32_t nbits, uint32_t* free) {
         *free = 0;
-        for (uint32_t bit = 1; bit < nbits;) {
-            int err = 0;
-            Cache::Buf* b = cache_.get(start + bit / disk::kBitsPerBlock, &err);
-            if (!b) return err;
-            uint32_t end = (bit / disk::kBitsPerBlock + 1) * disk::kBitsPerBlock;
-            if (end > nbits) end = nbits;
-            for (; bit < end; ++bit) {
-                uint32_t i = bit % disk::kBitsPerBlock;
-                if (i % 8 == 0 && bit + 8 <= end && b->data[i / 8] == 0xff) {
-                    bit += 7;
-                    continue;
-                }
-                if (!(b->data[i / 8] & (1u << (i % 8)))) ++*free;
-            }
-        }
-        return 0;
+        return for_each_clear_bit(start, 1, nbits, [&](Cache::Buf*, uint32_t) {
+            ++*free;
+            return false;
+        });
     };
     out->block_size = kBs;
     out->blocks = sb_.zones - sb_.first_data_zone;

@@ -163,6 +163,20 @@ private:
     // The zone holding block `index` of the file (0: a hole). With `alloc`, allocates it
     // (and indirect blocks) and updates *in (the caller writes the inode back).
     int bmap(disk::Inode* in, uint32_t index, bool alloc, uint32_t* zone);
+    // Pointer i of the indirect block `block`: read, or set (the block marked dirty).
+    int get_ptr(uint32_t block, uint32_t i, uint32_t* zone);
+    int set_ptr(uint32_t block, uint32_t i, uint32_t zone);
+    // The one walk over the file's blocks under bytes [offset, offset + len): calls
+    // f(buffer, pos, at, n) for each piece (n bytes at file offset pos, at byte `at` of the
+    // block; buffer nullptr for a hole). With `alloc`, holes are allocated (in *in; the
+    // caller writes the inode back) and a block covered whole is not read. f returns 0 to go
+    // on; anything else stops the walk and is returned (as is an error of the walk).
+    template <typename F>
+    int for_each_block(disk::Inode* in, uint32_t offset, uint32_t len, bool alloc, F f);
+    // Calls f(buffer, bit) for each clear bit in [from, to) of the bitmap that starts at
+    // block `start`; f returns true to stop there. 1 if it stopped, 0 at the end, or an error.
+    template <typename F>
+    int for_each_clear_bit(uint32_t start, uint32_t from, uint32_t to, F f);
     int alloc_bit(bool zones, uint32_t* out);
     int free_bit(bool zones, uint32_t bit);
     int alloc_zone(uint32_t* zone);
