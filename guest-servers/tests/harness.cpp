@@ -22,7 +22,8 @@ Death g_deaths[16];
 bool take_death(Endpoint child, uint64_t* reason, uint64_t* detail) {
     for (Death& d : g_deaths) {
         if (d.child != child) continue;
-        *reason = d.reason, *detail = d.detail;
+        if (reason) *reason = d.reason;
+        if (detail) *detail = d.detail;
         d = Death{};
         return true;
     }
@@ -104,6 +105,12 @@ int32_t kill(Endpoint e) {
     Message k{};
     k.u64[0] = static_cast<uint64_t>(e);
     return user::kernel_call(kSysKill, &k);
+}
+
+bool kill_and_wait(Endpoint e, uint64_t* reason, uint64_t* detail) {
+    CHECK_EQ(kill(e), kOk);
+    CHECK(wait_child(e, reason, detail));
+    return true;
 }
 
 }  // namespace t

@@ -31,11 +31,14 @@ void run(const char* name, bool (*test)());
 int finish();
 
 Message request(int32_t type, int64_t a = 0, int64_t b = 0, int64_t c = 0, int64_t d = 0);
-// Waits for the SYSTEM notification about a dead child and returns its record.
-bool wait_child(Endpoint child, uint64_t* reason, uint64_t* detail);
+// Waits for the SYSTEM notification about a dead child and returns its record (the reason
+// and detail, if asked for).
+bool wait_child(Endpoint child, uint64_t* reason = nullptr, uint64_t* detail = nullptr);
 // Returns once echo is back in RECEIVE: it answers kEcho with REPLYRECV, which puts it
 // there atomically (after a plain SEND reply it may not be there yet when we run again).
 int32_t sync_echo();
 int32_t kill(Endpoint e);
+// Kills the child e and waits for its death record (its reason and detail, if asked for).
+bool kill_and_wait(Endpoint e, uint64_t* reason = nullptr, uint64_t* detail = nullptr);
 
 }  // namespace t

@@ -4,12 +4,9 @@
 #include "harness.hpp"
 
 using namespace ukvm::kernel;
-using t::check;
 using t::g_echo;
 using t::request;
-using t::sync_echo;
 using t::wait_child;
-using user::print;
 
 namespace {
 

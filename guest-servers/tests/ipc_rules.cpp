@@ -4,12 +4,10 @@
 #include "harness.hpp"
 
 using namespace ukvm::kernel;
-using t::check;
 using t::g_echo;
 using t::request;
 using t::sync_echo;
 using t::wait_child;
-using user::print;
 
 namespace {
 
@@ -100,13 +98,9 @@ bool test_queued_sender_dies() {
     Message m = request(proto::kSendTo, user::self(), 5);
     CHECK_EQ(user::send(x, &m), kOk);
     user::sleep_ns(2000000);  // x is now queued, sending to us
-    Message k{};
-    k.u64[0] = static_cast<uint64_t>(x);
-    CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
-    uint64_t reason, detail;
-    CHECK(wait_child(x, &reason, &detail));
+    CHECK(t::kill_and_wait(x));
     // Its message went with it: nothing from x arrives before our alarm.
-    k = Message{};
+    Message k{};
     k.u64[0] = 3000000;
     CHECK_EQ(user::kernel_call(kSysSetAlarm, &k), kOk);
     do {
@@ -138,11 +132,7 @@ bool test_reply_recv() {
     // A dead reply target ends the call before the receive.
     Endpoint dead = user::spawn("ipc_echo");
     CHECK(dead > 0);
-    Message k{};
-    k.u64[0] = static_cast<uint64_t>(dead);
-    CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
-    uint64_t reason, detail;
-    CHECK(wait_child(dead, &reason, &detail));
+    CHECK(t::kill_and_wait(dead));
     CHECK_EQ(user::reply_recv(dead, kAny, &m), kEDeadSrcDst);
     return true;
 }
@@ -173,8 +163,7 @@ bool test_fifo_and_selective_receive() {
     for (Endpoint e : spawned) {
         m = request(proto::kExit, 0);
         CHECK_EQ(user::send(e, &m), kOk);
-        uint64_t reason, detail;
-        CHECK(wait_child(e, &reason, &detail));
+        CHECK(wait_child(e));
     }
     return true;
 }
@@ -182,11 +171,8 @@ bool test_fifo_and_selective_receive() {
 bool test_generations() {
     Endpoint e1 = user::spawn("ipc_echo");
     CHECK(e1 > 0);
-    Message k{};
-    k.u64[0] = static_cast<uint64_t>(e1);
-    CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
-    uint64_t reason, detail;
-    CHECK(wait_child(e1, &reason, &detail));
+    uint64_t reason = 0;
+    CHECK(t::kill_and_wait(e1, &reason));
     CHECK_EQ(reason, kExitKilled);
     Endpoint e2 = user::spawn("ipc_echo");
     CHECK(e2 > 0);
@@ -198,9 +184,7 @@ bool test_generations() {
     m = request(proto::kEcho, 9);
     CHECK_EQ(user::sendrec(e2, &m), kOk);
     CHECK_EQ(m.m_source, e2);
-    k.u64[0] = static_cast<uint64_t>(e2);
-    CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
-    CHECK(wait_child(e2, &reason, &detail));
+    CHECK(t::kill_and_wait(e2));
     return true;
 }
 
@@ -212,14 +196,11 @@ bool test_partner_dies_while_blocked() {
     Message m = request(proto::kForward, holder, proto::kHold);
     CHECK_EQ(user::send(g_echo, &m), kOk);
     user::sleep_ns(2000000);
-    Message k{};
-    k.u64[0] = static_cast<uint64_t>(holder);
-    CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
+    CHECK_EQ(t::kill(holder), kOk);
     CHECK_EQ(user::receive(g_echo, &m), kOk);
     CHECK_EQ(m.m_type, proto::kForward);
     CHECK_EQ(m.i64[0], kEDeadSrcDst);
-    uint64_t reason, detail;
-    CHECK(wait_child(holder, &reason, &detail));
+    CHECK(wait_child(holder));
     return true;
 }
 

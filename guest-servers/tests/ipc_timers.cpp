@@ -4,11 +4,7 @@
 #include "harness.hpp"
 
 using namespace ukvm::kernel;
-using t::check;
-using t::g_echo;
 using t::request;
-using t::sync_echo;
-using t::wait_child;
 using user::print;
 
 namespace {
@@ -38,11 +34,7 @@ bool test_round_robin() {
         CHECK_EQ(user::kernel_call(kSysSafeCopyFrom, &k), kOk);
         print("    spinner %d counted to %lu\n", i, count);
         CHECK(count > 1000);
-        k = Message{};
-        k.u64[0] = static_cast<uint64_t>(spinner[i]);
-        CHECK_EQ(user::kernel_call(kSysKill, &k), kOk);
-        uint64_t reason, detail;
-        CHECK(wait_child(spinner[i], &reason, &detail));
+        CHECK(t::kill_and_wait(spinner[i]));
     }
     return true;
 }
