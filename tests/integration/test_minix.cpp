@@ -6,11 +6,8 @@
 // under QEMU.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -24,27 +21,19 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ukvm::test::add_rs_args;
+using ukvm::test::config_values;
 using ukvm::test::describe;
 using ukvm::test::find_program;
+using ukvm::test::make_temp_dir;
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
-using ukvm::test::run_process;
+using ukvm::test::run_minix;
+using ukvm::test::run_minix_qemu;
 
 constexpr const char* kPrompt = "minix# ";
 
 using ukvm::test::minix_config;  // without the shipped root disk: tests run at once
-
-// The values of `key = "..."` lines, in order.
-std::vector<std::string> values(const std::string& config, const std::string& key) {
-    std::vector<std::string> out;
-    std::regex re("^" + key + " = \"([^\"]*)\"$");
-    std::istringstream in(config);
-    for (std::string line; std::getline(in, line);) {
-        std::smatch m;
-        if (std::regex_match(line, m, re)) out.push_back(m[1]);
-    }
-    return out;
-}
 
 // The console's lines with shell prompts taken off the front.
 std::vector<std::string> lines(const std::string& out) {
@@ -81,49 +70,29 @@ class MinixBoot : public ::testing::Test {
 protected:
     void SetUp() override {
         config_ = minix_config();
-        for (const auto& p : values(config_, "path")) ASSERT_TRUE(fs::exists(p)) << p;
-        ASSERT_TRUE(fs::exists(values(config_, "kernel").at(0)));
-        std::string templ = (fs::temp_directory_path() / "ukvm-minix-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-        dir_ = templ;
+        for (const auto& p : config_values(config_, "path")) ASSERT_TRUE(fs::exists(p)) << p;
+        ASSERT_TRUE(fs::exists(config_values(config_, "kernel").at(0)));
+        dir_ = make_temp_dir("ukvm-minix-test");
+        ASSERT_FALSE(dir_.empty());
     }
     void TearDown() override {
         if (!dir_.empty()) fs::remove_all(dir_);
-    }
-
-    // RS also supervises the named extra services (its boot arguments).
-    void rs_args(const std::string& args) {
-        const std::string rs = "guest-servers/rs\"\nargs = \"";
-        size_t at = config_.find(rs);
-        ASSERT_NE(at, std::string::npos);
-        config_.insert(at + rs.size(), args);
     }
 
     // Boots the system under ukvm with input on the guest's console (then the script's
     // steps: input written once the console shows what each waits for).
     ProcessResult run_ukvm(const std::string& input,
                            std::vector<ProcessOptions::Step> script = {}) {
-        const fs::path file = dir_ / "minix.toml";
-        std::ofstream(file) << config_;
-        ProcessOptions options;
-        options.timeout = std::chrono::seconds(120);
-        options.input = input;
-        options.has_input = true;
-        options.script = std::move(script);
-        return run_process({UKVM_BINARY, "run", file.string()}, options);
+        return run_minix(dir_ / "minix.toml", config_, input, std::chrono::seconds(120),
+                         std::move(script));
     }
 
     std::string config_;
     fs::path dir_;
 };
 
-#define REQUIRE_KVM()                                                                         \
-    do {                                                                                      \
-        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable"; \
-    } while (0)
-
 TEST_F(MinixBoot, ShellCommandsAndPoweroff) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const ProcessResult r = run_ukvm("echo hi\nhelp\nps\nuptime\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
@@ -142,7 +111,7 @@ TEST_F(MinixBoot, ShellCommandsAndPoweroff) {
 }
 
 TEST_F(MinixBoot, RsRestartsAKilledServiceAndDsFollows) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const ProcessResult r = run_ukvm("rstest\nps\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
@@ -156,7 +125,7 @@ TEST_F(MinixBoot, RsRestartsAKilledServiceAndDsFollows) {
 }
 
 TEST_F(MinixBoot, TtyRestartIsTransparentToTheShell) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     // The shell's next read reaches the new TTY through DS. (Input typed ahead while TTY
     // is killed is lost with it: the next line is typed once rstest has finished.)
     const ProcessResult r =
@@ -169,7 +138,7 @@ TEST_F(MinixBoot, TtyRestartIsTransparentToTheShell) {
 }
 
 TEST_F(MinixBoot, SignalsHandlersDefaultsAndWait) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     // sigtest: handlers, dispositions, EINTR, SIGCHLD, fork (in the guest); then a
     // service ended by SIGTERM through the shell's kill is restarted by RS.
     const ProcessResult r = run_ukvm("sigtest\nkill -TERM 2\nkill -BOGUS 2\npoweroff\n");
@@ -183,7 +152,7 @@ TEST_F(MinixBoot, SignalsHandlersDefaultsAndWait) {
 }
 
 TEST_F(MinixBoot, CtrlCInterruptsTheForegroundProgramNotTheShell) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     // ^C while a program sleeps (SIGINT's default ends it); while a program with a handler
     // reads the console (its read says EINTR); at the prompt (a new prompt). Input typed
     // ahead of a reading program is what it reads. ^C goes out a little after the reader's
@@ -211,8 +180,8 @@ TEST_F(MinixBoot, CtrlCInterruptsTheForegroundProgramNotTheShell) {
 }
 
 TEST_F(MinixBoot, RsKillsAndRestartsAHungService) {
-    REQUIRE_KVM();
-    rs_args("hang");  // answers one heartbeat, then blocks for good
+    SKIP_WITHOUT_KVM();
+    ASSERT_TRUE(add_rs_args(config_, "hang"));  // answers one heartbeat, then blocks for good
     const ProcessResult r = run_ukvm("sleep 8000\nps\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
@@ -236,7 +205,7 @@ TEST_F(MinixBoot, RsKillsAndRestartsAHungService) {
 }
 
 TEST_F(MinixBoot, IsolationRefusesAndTheSystemKeepsRunning) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const ProcessResult r = run_ukvm(
         "isolate calls\nisolate kernel\nisolate phys\nisolate write-text\necho alive\n"
         "poweroff\n");
@@ -252,7 +221,7 @@ TEST_F(MinixBoot, IsolationRefusesAndTheSystemKeepsRunning) {
 }
 
 TEST_F(MinixBoot, InitStartsANewShellWhenOneExits) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const ProcessResult r = run_ukvm("exit 3\necho again\nnosuch\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
@@ -266,7 +235,7 @@ TEST_F(MinixBoot, InitStartsANewShellWhenOneExits) {
 }
 
 TEST_F(MinixBoot, ForkCopiesTheCallerAndWaitCollectsTheChild) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const ProcessResult r = run_ukvm("forktest\nforktest\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
@@ -279,27 +248,10 @@ TEST_F(MinixBoot, ForkCopiesTheCallerAndWaitCollectsTheChild) {
 }
 
 TEST_F(MinixBoot, SameImageReachesThePromptOnQemu) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const fs::path qemu = find_program("qemu-system-x86_64");
     if (qemu.empty()) GTEST_SKIP() << "qemu-system-x86_64 is not in PATH";
-    std::string initrd;
-    for (const auto& p : values(config_, "path")) initrd += (initrd.empty() ? "" : ",") + p;
-    ProcessOptions options;
-    options.timeout = std::chrono::seconds(120);
-    options.input = "echo on qemu\npoweroff\n";
-    options.has_input = true;
-    const ProcessResult r = run_process({qemu.string(), "-enable-kvm",
-                                         "-M",          "pc",
-                                         "-m",          "64",
-                                         "-kernel",     values(config_, "kernel").at(0),
-                                         "-append",     values(config_, "cmdline").at(0),
-                                         "-initrd",     initrd,
-                                         "-display",    "none",
-                                         "-serial",     "stdio",
-                                         "-monitor",    "none",
-                                         "-device",     "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                                         "-no-reboot"},
-                                        options);
+    const ProcessResult r = run_minix_qemu(qemu, config_, "echo on qemu\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, (0 << 1) | 1) << describe(r);  // isa-debug-exit: (status << 1) | 1
     EXPECT_THAT(r.out, HasSubstr("no ukvm VMM (UART console)"));

@@ -10,7 +10,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,9 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <mutex>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -32,17 +29,15 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ukvm::test::add_module_args;
 using ukvm::test::describe;
+using ukvm::test::Interactive;
+using ukvm::test::make_temp_dir;
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
+using ukvm::test::read_text;
+using ukvm::test::run_minix;
 using ukvm::test::run_process;
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 using ukvm::test::minix_config;  // without the shipped root disk: tests run at once
 
@@ -53,108 +48,6 @@ std::pair<int, int> tally(const std::string& out, const std::string& program) {
     if (!std::regex_search(out, m, re)) return {-1, -1};
     return {std::stoi(m[1]), std::stoi(m[2])};
 }
-
-// A guest (ukvm or QEMU) driven interactively: its console output is collected by a
-// thread, input is sent when the test decides, and wait_for() waits for text to appear.
-class Interactive {
-public:
-    explicit Interactive(const std::vector<std::string>& argv) {
-        int in[2], out[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 ||
-            ::pipe2(out, O_CLOEXEC) != 0)
-            throw std::runtime_error("pipes");
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::setpgid(0, 0);
-            ::dup2(in[1], 0);
-            ::dup2(out[1], 1);
-            ::dup2(out[1], 2);
-            std::vector<char*> a;
-            for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-            a.push_back(nullptr);
-            ::execvp(a[0], a.data());
-            ::_exit(127);
-        }
-        ::close(in[1]);
-        ::close(out[1]);
-        in_ = in[0];
-        out_ = out[0];
-        reader_ = std::thread([this] {
-            char buf[4096];
-            for (ssize_t n; (n = ::read(out_, buf, sizeof buf)) > 0;) {
-                std::lock_guard<std::mutex> lock(mutex_);
-                text_.append(buf, static_cast<size_t>(n));
-            }
-        });
-    }
-    ~Interactive() {
-        if (pid_ > 0 && !reaped_) {
-            ::kill(-pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (reader_.joinable()) reader_.join();
-        ::close(in_);
-        ::close(out_);
-    }
-    void send(const std::string& s) { (void)!::send(in_, s.data(), s.size(), MSG_NOSIGNAL); }
-    pid_t pid() const { return pid_; }
-    std::string output() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return text_;
-    }
-    // Waits until the output holds what (after the first `after` bytes).
-    bool wait_for(const std::string& what, int seconds, size_t after = 0) {
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-        for (;;) {
-            {
-                std::lock_guard<std::mutex> lock(mutex_);
-                if (text_.find(what, after) != std::string::npos) return true;
-            }
-            if (std::chrono::steady_clock::now() >= until) return false;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-    }
-    // Waits until the output holds what (after `after`) and the rest of that line: a
-    // result line such as "echoc: N bytes echoed intact" is checked only when complete
-    // (QEMU's UART delivers it a few bytes at a time).
-    bool wait_line(const std::string& what, int seconds, size_t after = 0) {
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-        for (;;) {
-            {
-                std::lock_guard<std::mutex> lock(mutex_);
-                size_t at = text_.find(what, after);
-                if (at != std::string::npos && text_.find('\n', at) != std::string::npos)
-                    return true;
-            }
-            if (std::chrono::steady_clock::now() >= until) return false;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-    }
-    // Waits for the process to end (killing it after seconds): its exit status or -1.
-    int finish(int seconds) {
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-        int status = 0;
-        while (::waitpid(pid_, &status, WNOHANG) == 0) {
-            if (std::chrono::steady_clock::now() > until) {
-                ::kill(-pid_, SIGKILL);
-                ::waitpid(pid_, &status, 0);
-                reaped_ = true;
-                return -1;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        reaped_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-    bool reaped_ = false;
-    int in_ = -1, out_ = -1;
-    std::thread reader_;
-    std::mutex mutex_;
-    std::string text_;
-};
 
 // A free TCP port on the host's loopback (bound and released).
 uint16_t free_port() {
@@ -222,67 +115,30 @@ protected:
     void SetUp() override {
         config_ = minix_config();
         qemu_ = ukvm::test::find_program("qemu-system-x86_64");
-        std::string templ = (fs::temp_directory_path() / "ukvm-net-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-        dir_ = templ;
+        dir_ = make_temp_dir("ukvm-net-test");
+        ASSERT_FALSE(dir_.empty());
     }
     void TearDown() override {
         if (!dir_.empty()) fs::remove_all(dir_);
     }
 
     ProcessResult run_ukvm(const std::string& input) {
-        const fs::path file = dir_ / "minix.toml";
-        std::ofstream(file) << config_;
-        ProcessOptions options;
-        options.timeout = std::chrono::seconds(120);
-        options.input = input;
-        options.has_input = true;
-        return run_process({UKVM_BINARY, "run", file.string()}, options);
+        return run_minix(dir_ / "minix.toml", config_, input);
     }
 
     // QEMU running this image with a modern virtio-net-pci function on user networking
     // (guest 10.0.2.15/24, gateway and host 10.0.2.2), host port http -> guest port 80.
     std::vector<std::string> qemu_user_net(uint16_t http, const fs::path& disk = {}) {
-        std::string initrd;
-        std::regex re("^path = \"([^\"]*)\"$");
-        std::istringstream in(config_);
-        for (std::string line; std::getline(in, line);) {
-            std::smatch m;
-            if (!std::regex_match(line, m, re)) continue;
-            std::string module = m[1];
-            if (module.ends_with(".img")) continue;  // the [[disk]]
-            if (module.ends_with("/inet")) module += " ip=10.0.2.15/24 gw=10.0.2.2";
-            initrd += (initrd.empty() ? "" : ",") + module;
-        }
-        std::vector<std::string> argv = {
-            qemu_.string(),
-            "-enable-kvm",
-            "-M",
-            "pc",
-            "-m",
-            "64",
-            "-kernel",
-            std::string(UKVM_GUEST_DIR) + "/guest-kernel/kernel.elf",
-            "-append",
-            "start=1",
-            "-initrd",
-            initrd,
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-no-reboot",
-            "-netdev",
-            "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(http) + "-10.0.2.15:80",
-            "-device",
-            "virtio-net-pci,netdev=n0,disable-legacy=on"};
+        std::string config = config_;
+        add_module_args(config, "inet", "ip=10.0.2.15/24 gw=10.0.2.2");
+        std::vector<std::string> extra = {
+            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(http) + "-10.0.2.15:80",
+            "-device", "virtio-net-pci,netdev=n0,disable-legacy=on"};
         if (!disk.empty())
-            argv.insert(argv.end(),
-                        {"-drive", "file=" + disk.string() + ",if=none,id=d0,format=raw", "-device",
-                         "virtio-blk-pci,drive=d0,disable-legacy=on,addr=0x5"});
-        return argv;
+            extra.insert(extra.end(),
+                         {"-drive", "file=" + disk.string() + ",if=none,id=d0,format=raw",
+                          "-device", "virtio-blk-pci,drive=d0,disable-legacy=on,addr=0x5"});
+        return ukvm::test::minix_qemu_argv(qemu_, config, std::move(extra));
     }
 
     std::string config_;
@@ -290,13 +146,8 @@ protected:
     fs::path qemu_;
 };
 
-#define REQUIRE_KVM()                                                                         \
-    do {                                                                                      \
-        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable"; \
-    } while (0)
-
 TEST_F(NetBoot, LoopbackSocketsInsideTheGuest) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const ProcessResult r = run_ukvm("nettest\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
@@ -313,7 +164,7 @@ TEST_F(NetBoot, LoopbackSocketsInsideTheGuest) {
 // networking (guest 10.0.2.15, gateway and host 10.0.2.2): the driver and INET against
 // a second, independent virtio-net implementation.
 TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     const fs::path curl = ukvm::test::find_program("curl");
     if (qemu_.empty() || curl.empty()) GTEST_SKIP() << "qemu-system-x86_64 or curl is not in PATH";
     // The guest's root file system holds the file httpd serves.
@@ -348,10 +199,10 @@ TEST_F(NetBoot, GuestOnQemuUserNetworkPingsEchoesAndServesHttp) {
     ProcessResult c = run_process(
         {curl.string(), "-sS", "--max-time", "50", "-o", body.string(), url + "/www/data.bin"}, o);
     EXPECT_EQ(c.status, 0) << describe(c) << g.output();
-    EXPECT_TRUE(read_file(body) == data) << "the file differs from the disk's";
+    EXPECT_TRUE(read_text(body) == data) << "the file differs from the disk's";
     c = run_process(
         {curl.string(), "-sS", "--max-time", "50", "-o", body.string(), url + "/pattern/20000"}, o);
-    EXPECT_TRUE(read_file(body) == http_pattern(20000)) << "the pattern differs";
+    EXPECT_TRUE(read_text(body) == http_pattern(20000)) << "the pattern differs";
     c = run_process({curl.string(), "-sS", "--max-time", "20", url + "/"}, o);
     EXPECT_THAT(c.out, HasSubstr("Hello from a ukvm guest")) << describe(c);
     c = run_process({curl.string(), "-sS", "-o", "/dev/null", "-w", "%{http_code}", url + "/nope"},
@@ -369,9 +220,7 @@ std::string net_config(std::string config, const std::string& inet_args, const s
         size_t end = config.find("\n\n", at);
         config.erase(at, end == std::string::npos ? std::string::npos : end + 2 - at);
     }
-    const std::string inet = "guest-servers/inet\"\nargs = \"";
-    at = config.find(inet);
-    if (at != std::string::npos) config.insert(at + inet.size(), inet_args);
+    add_module_args(config, "inet", inet_args);
     at = config.find("[console]");
     return config.substr(0, at) + net + "\n" + config.substr(at);
 }
@@ -389,7 +238,7 @@ class UkvmNet : public NetBoot {
 protected:
     void SetUp() override {
         NetBoot::SetUp();
-        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable";
+        SKIP_WITHOUT_KVM();
         if (std::string why = ukvm_net_missing(dir_); !why.empty()) GTEST_SKIP() << why;
     }
     // A guest under ukvm with inet_args and the [[net]] table net, interactively.
@@ -465,7 +314,7 @@ TEST_F(UkvmNet, UserBackendReachesTheHostAndAForwardReachesTheGuest) {
                                    "http://127.0.0.1:" + std::to_string(http) + "/pattern/100000"},
                                   o);
     EXPECT_EQ(c.status, 0) << describe(c) << g->output();
-    EXPECT_TRUE(read_file(body) == http_pattern(100000)) << "the body differs";
+    EXPECT_TRUE(read_text(body) == http_pattern(100000)) << "the body differs";
     g->send("poweroff\n");
     EXPECT_EQ(g->finish(60), 0) << g->output();
 }
@@ -532,7 +381,7 @@ TEST_F(UkvmNet, HostAndGuestOverATapInANetworkNamespace) {
     r = host({curl.string(), "-sS", "--max-time", "50", "-o", body.string(),
               "http://10.1.0.2/pattern/100000"});
     EXPECT_EQ(r.status, 0) << describe(r) << g.output();
-    EXPECT_TRUE(read_file(body) == http_pattern(100000)) << "the body differs";
+    EXPECT_TRUE(read_text(body) == http_pattern(100000)) << "the body differs";
     g.send("poweroff\n");
     EXPECT_EQ(g.finish(60), 0) << g.output();
 }
@@ -577,7 +426,7 @@ TEST_F(UkvmNet, KillingTheNetDriverMidTransferOnUkvm) {
 // driver (link down), attaches the new one when it announces itself, TCP retransmits what
 // was lost, the transfer completes intact, and new connections work.
 TEST_F(NetBoot, KillingTheNetDriverMidTransferLosesNoConnection) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     if (qemu_.empty()) GTEST_SKIP() << "qemu-system-x86_64 is not in PATH";
     HostEchoServer echo;
     Interactive g(qemu_user_net(free_port()));
