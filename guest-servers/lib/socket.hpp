@@ -82,4 +82,13 @@ ssize_t send_all(int fd, const void* buf, size_t n);
 bool if_info(int index, proto::InetIfInfo* out);
 int if_set(int index, uint32_t addr, uint32_t mask, uint32_t gw);  // network order
 
+// The Internet checksum (RFC 1071) of n bytes, high byte first (as ICMP's header holds it).
+inline uint16_t checksum(const uint8_t* p, size_t n) {
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+    if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+}
+
 }  // namespace net

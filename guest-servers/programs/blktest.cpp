@@ -9,18 +9,13 @@
 // and exits with M.
 #include "bdev.hpp"
 #include "sys.hpp"
+#include "tally.hpp"
 
 using namespace ukvm::kernel;
+using tally::check;
 using user::print;
 
 namespace {
-
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const char* what) {
-    ++(ok ? g_passed : g_failed);
-    print("%s %s\n", ok ? "PASS" : "FAIL", what);
-}
 
 constexpr uint64_t kSector = proto::kBdevSectorSize;
 
@@ -219,6 +214,5 @@ int main(const char* args) {
     if (r == kOk && strcmp(mode, "check") == 0) test_check(d, size), test_pci();
     if (r == kOk && strcmp(mode, "ro") == 0) test_ro(d);
     if (r == kOk && strcmp(mode, "kill") == 0) test_kill(d);
-    print("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed;
+    return tally::finish();
 }

@@ -3,20 +3,16 @@
 // with wait; a second child execs this program again ("exit 42": it just exits with 42)
 // and keeps its pid. Prints "N passed, M failed"; exits with M.
 #include "sys.hpp"
+#include "tally.hpp"
 
 using namespace ukvm::kernel;
+using tally::check;
 using user::print;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
 volatile int g_value = 1;
 char* g_heap = nullptr;
-
-void check(bool ok, const char* what) {
-    ++(ok ? g_passed : g_failed);
-    print("%s %s\n", ok ? "PASS" : "FAIL", what);
-}
 
 }  // namespace
 
@@ -58,6 +54,5 @@ int main(const char* args) {
           "a forked child execs another program, keeping its pid");
     check(sys::exec("nosuch", "") == kESrch, "exec of an unknown program fails in the caller");
     print("forktest: fork took %lu us\n", (t1 - t0) / 1000);
-    print("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed;
+    return tally::finish();
 }

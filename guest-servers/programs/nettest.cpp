@@ -133,20 +133,12 @@ void refused() {
     check(socket(AF_INET, 9, 0) < 0, "an unknown socket type");
 }
 
-uint16_t checksum(const uint8_t* p, size_t n) {
-    uint32_t sum = 0;
-    for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-    if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>(~sum);
-}
-
 void ping() {
     int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
     check(fd >= 0, "raw ICMP socket");
     uint8_t req[40] = {8, 0, 0, 0, 0x12, 0x34, 0, 1};
     for (int i = 8; i < 40; ++i) req[i] = static_cast<uint8_t>(i);
-    uint16_t c = checksum(req, sizeof req);
+    uint16_t c = net::checksum(req, sizeof req);
     req[2] = static_cast<uint8_t>(c >> 8), req[3] = static_cast<uint8_t>(c);
     sockaddr_in a = loopback(0);
     check(sendto(fd, req, sizeof req, 0, sa(&a), sizeof a) == sizeof req, "send an echo request");

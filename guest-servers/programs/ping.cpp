@@ -4,18 +4,6 @@
 
 using user::print;
 
-namespace {
-
-uint16_t checksum(const uint8_t* p, size_t n) {
-    uint32_t sum = 0;
-    for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-    if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>(~sum);
-}
-
-}  // namespace
-
 int main(const char* args) {
     char host[20] = {};
     int64_t count = 3;
@@ -49,7 +37,7 @@ int main(const char* args) {
                            static_cast<uint8_t>(seq >> 8),
                            static_cast<uint8_t>(seq)};
         for (size_t k = 8; k < sizeof req; ++k) req[k] = static_cast<uint8_t>(k);
-        uint16_t c = checksum(req, sizeof req);
+        uint16_t c = net::checksum(req, sizeof req);
         req[2] = static_cast<uint8_t>(c >> 8), req[3] = static_cast<uint8_t>(c);
         uint64_t t0 = user::uptime_ns();
         if (sendto(fd, req, sizeof req, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {

@@ -3,18 +3,13 @@
 // new generation in the same slot and that DS maps the name to the new endpoint (and
 // still knows the other services). Prints "N passed, M failed"; exits with M.
 #include "sys.hpp"
+#include "tally.hpp"
 
 using namespace ukvm::kernel;
+using tally::check;
 using user::print;
 
 namespace {
-
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const char* what) {
-    ++(ok ? g_passed : g_failed);
-    print("%s %s\n", ok ? "PASS" : "FAIL", what);
-}
 
 int32_t pid_of(const char* name) {
     sys::ProcEntry e;
@@ -62,6 +57,5 @@ int main(const char* args) {
     check(sys::ds_lookup("pm") == user::find("pm"), "DS still maps pm");
     check(sys::ds_lookup("tty") == user::find("tty"), "DS still maps tty");
     check(pid_of(name) > pid, "the new process has a new pid");
-    print("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed;
+    return tally::finish();
 }

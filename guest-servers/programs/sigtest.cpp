@@ -8,21 +8,17 @@
 // it); `sigtest read` reads one console line with a SIGINT handler, so ^C makes the read
 // return EINTR (and typed-ahead input is what it reads).
 #include "sys.hpp"
+#include "tally.hpp"
 
 using namespace ukvm::kernel;
+using tally::check;
 using user::print;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
 volatile int g_got = 0;    // the last signal a handler saw
 volatile int g_count = 0;  // handler runs
 volatile int g_chld = 0;
-
-void check(bool ok, const char* what) {
-    ++(ok ? g_passed : g_failed);
-    print("%s %s\n", ok ? "PASS" : "FAIL", what);
-}
 
 void on_signal(int sig) {
     g_got = sig;
@@ -149,6 +145,5 @@ int main(const char* args) {
     check(g_chld == 1, "SIGCHLD's handler ran once");
     sys::signal(proto::kSigChld, sys::kSigDefault);
 
-    print("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed;
+    return tally::finish();
 }

@@ -126,6 +126,14 @@ protected:
         return out;
     }
 
+    // fsck.minix finds the image clean and `ukvm image extract` gives fstest's tree back.
+    void expect_tree_intact() {
+        expect_fsck_clean();
+        fs::path out = extract();
+        for (const TreeFile& f : kTree)
+            EXPECT_TRUE(read_text(out / f.path) == pattern(f.size, f.seed)) << f.path;
+    }
+
     std::string config_;
     fs::path dir_, image_;
 };
@@ -138,10 +146,7 @@ TEST_F(FsBoot, GuestWritesATreeThatFsckAndExtractAccept) {
     EXPECT_THAT(r.out, HasSubstr("mfs: mounted vblk0")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("fstest: ok wrote 12 files")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL"))) << describe(r);
-    expect_fsck_clean();
-    fs::path out = extract();
-    for (const TreeFile& f : kTree)
-        EXPECT_TRUE(read_text(out / f.path) == pattern(f.size, f.seed)) << f.path;
+    expect_tree_intact();
     // A second boot reads it all back.
     r = run_ukvm("fstest verify\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
@@ -158,10 +163,7 @@ TEST_F(FsBoot, KillingTheDiskDriverMidWriteLosesNothing) {
     EXPECT_THAT(r.out, HasSubstr("rs: vblk0 restarted")) << describe(r);
     EXPECT_THAT(r.out, HasSubstr("fstest: ok wrote 12 files")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL"))) << describe(r);
-    expect_fsck_clean();
-    fs::path out = extract();
-    for (const TreeFile& f : kTree)
-        EXPECT_TRUE(read_text(out / f.path) == pattern(f.size, f.seed)) << f.path;
+    expect_tree_intact();
 }
 
 TEST_F(FsBoot, HostileRequestsAreRefused) {
