@@ -15,6 +15,8 @@
 
 namespace ukvm {
 
+using virtio::for_each_piece;
+
 namespace {
 
 constexpr std::uint64_t kHeaderBytes = sizeof(virtio_blk_outhdr);
@@ -65,28 +67,6 @@ private:
 
 std::string quoted(const std::filesystem::path& path) {
     return "'" + path.string() + "'";
-}
-
-// The part of a chain's readable or writable stream in [from, from + len): calls
-// f(segment address, length) for each contiguous piece, in order.
-template <typename F>
-void for_each_piece(const virtio::Chain& chain, bool writable, std::uint64_t from,
-                    std::uint64_t len, F&& f) {
-    const std::uint16_t first = writable ? chain.readable : 0;
-    const std::uint16_t last = writable ? chain.count : chain.readable;
-    std::uint64_t pos = 0;  // stream offset of segment i
-    for (std::uint16_t i = first; i < last && len > 0; ++i) {
-        const virtio::Segment& s = chain.segments[i];
-        const std::uint64_t end = pos + s.len;
-        if (from < end) {
-            const std::uint64_t skip = from - pos;
-            const std::uint64_t take = std::min<std::uint64_t>(s.len - skip, len);
-            if (!f(s.addr + skip, take)) return;
-            from += take;
-            len -= take;
-        }
-        pos = end;
-    }
 }
 
 }  // namespace

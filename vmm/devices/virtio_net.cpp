@@ -7,6 +7,8 @@
 
 namespace ukvm {
 
+using virtio::for_each_piece;
+
 namespace {
 
 using virtio::kEthHeaderBytes;
@@ -21,29 +23,6 @@ constexpr std::size_t kRxBufferBytes = 65536 + 64;
 constexpr unsigned kRxBudget = 64;
 // Drops logged per device before it goes quiet (a hostile peer must not flood the log).
 constexpr std::uint64_t kDropLogLimit = 16;
-
-// Calls f(address, length) for each piece of [from, from + len) of a chain's readable
-// (writable == false) or writable stream, in order; stops early when f returns false.
-template <typename F>
-bool for_each_piece(const virtio::Chain& chain, bool writable, std::uint64_t from,
-                    std::uint64_t len, F&& f) {
-    const std::uint16_t first = writable ? chain.readable : 0;
-    const std::uint16_t last = writable ? chain.count : chain.readable;
-    std::uint64_t pos = 0;
-    for (std::uint16_t i = first; i < last && len > 0; ++i) {
-        const virtio::Segment& s = chain.segments[i];
-        const std::uint64_t end = pos + s.len;
-        if (from < end) {
-            const std::uint64_t skip = from - pos;
-            const std::uint64_t take = std::min<std::uint64_t>(s.len - skip, len);
-            if (!f(s.addr + skip, take)) return false;
-            from += take;
-            len -= take;
-        }
-        pos = end;
-    }
-    return len == 0;
-}
 
 }  // namespace
 

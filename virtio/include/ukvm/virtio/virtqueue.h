@@ -82,6 +82,29 @@ struct Chain {
     uint64_t writable_bytes = 0;
 };
 
+// Calls f(address, length) for each piece of [from, from + len) of a chain's readable
+// (writable == false) or writable stream, in order; stops early when f returns false.
+// True when f took all len bytes (the stream held them).
+template <typename F>
+bool for_each_piece(const Chain& chain, bool writable, uint64_t from, uint64_t len, F&& f) {
+    const uint16_t first = writable ? chain.readable : 0;
+    const uint16_t last = writable ? chain.count : chain.readable;
+    uint64_t pos = 0;  // stream offset of segment i
+    for (uint16_t i = first; i < last && len > 0; ++i) {
+        const Segment& s = chain.segments[i];
+        const uint64_t end = pos + s.len;
+        if (from < end) {
+            const uint64_t skip = from - pos;
+            const uint64_t take = s.len - skip < len ? s.len - skip : len;
+            if (!f(s.addr + skip, take)) return false;
+            from += take;
+            len -= take;
+        }
+        pos = end;
+    }
+    return len == 0;
+}
+
 // The device side of one split virtqueue of at most MaxSize entries. Not thread-safe: one
 // thread processes a queue at a time (the transport's lock).
 template <MemoryAccessor M, uint16_t MaxSize = 256>
