@@ -106,20 +106,22 @@ std::string VirtioPci::needs_reset_reason() const {
     return needs_reset_reason_;
 }
 
+void VirtioPci::pci_cfg_window(std::uint16_t offset, std::size_t len, bool write) {
+    const std::size_t data_at = pci_cfg_cap_ + offsetof(virtio_pci_cfg_cap, pci_cfg_data);
+    if (!touches(offset, len, data_at, 4)) return;
+    auto bytes = config_.bytes();
+    virtio_pci_cap cap;
+    std::memcpy(&cap, bytes.data() + pci_cfg_cap_, sizeof cap);
+    if (cap.bar != 0 || (cap.length != 1 && cap.length != 2 && cap.length != 4)) return;
+    std::uint8_t buf[4] = {};
+    if (write) std::memcpy(buf, bytes.data() + data_at, 4);
+    bar_access(cap.offset, std::span(buf, cap.length), write);
+    if (!write) std::memcpy(bytes.data() + data_at, buf, 4);
+}
+
 void VirtioPci::config_read(std::uint16_t offset, std::span<std::uint8_t> data) {
     std::lock_guard lock(mutex_);
-    const std::size_t data_at = pci_cfg_cap_ + offsetof(virtio_pci_cfg_cap, pci_cfg_data);
-    if (touches(offset, data.size(), data_at, 4)) {
-        // A read of pci_cfg_data reads the BAR through the window (4.1.4.9).
-        auto bytes = config_.bytes();
-        virtio_pci_cap cap;
-        std::memcpy(&cap, bytes.data() + pci_cfg_cap_, sizeof cap);
-        if (cap.bar == 0 && (cap.length == 1 || cap.length == 2 || cap.length == 4)) {
-            std::uint8_t buf[4] = {};
-            bar_access(cap.offset, std::span(buf, cap.length), false);
-            std::memcpy(bytes.data() + data_at, buf, 4);
-        }
-    }
+    pci_cfg_window(offset, data.size(), false);
     config_.read(offset, data);
 }
 
@@ -128,17 +130,7 @@ void VirtioPci::config_write(std::uint16_t offset, std::span<const std::uint8_t>
     {
         std::lock_guard lock(mutex_);
         moved = config_.write(offset, data);
-        const std::size_t data_at = pci_cfg_cap_ + offsetof(virtio_pci_cfg_cap, pci_cfg_data);
-        if (touches(offset, data.size(), data_at, 4)) {
-            auto bytes = config_.bytes();
-            virtio_pci_cap cap;
-            std::memcpy(&cap, bytes.data() + pci_cfg_cap_, sizeof cap);
-            if (cap.bar == 0 && (cap.length == 1 || cap.length == 2 || cap.length == 4)) {
-                std::uint8_t buf[4];
-                std::memcpy(buf, bytes.data() + data_at, 4);
-                bar_access(cap.offset, std::span(buf, cap.length), true);
-            }
-        }
+        pci_cfg_window(offset, data.size(), true);
     }
     if (moved) decode_changed();
 }

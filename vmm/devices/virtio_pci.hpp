@@ -107,6 +107,10 @@ private:
     void interrupt(std::uint8_t isr_bits);
     Queue* selected_queue();
     void bar_access(std::uint64_t offset, std::span<std::uint8_t> data, bool write);
+    // A config access of len bytes at offset that touches pci_cfg_data goes through the
+    // window its capability describes (4.1.4.9): a read first fills pci_cfg_data from the
+    // BAR, a write then passes it on. Only BAR 0 and lengths 1, 2 and 4 are windows.
+    void pci_cfg_window(std::uint16_t offset, std::size_t len, bool write);
 
     VirtioDevice& device_;
     Host& host_;
