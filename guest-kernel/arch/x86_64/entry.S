@@ -66,10 +66,8 @@ ERR 21
 NOERR \v
 .endr
 
-trap_common:
-    testb $3, 24(%rsp)          // the interrupted CS
-    jz kernel_trap_entry
-save_registers:
+// The general registers in Regs order (rax lowest), below the vector and error code.
+.macro PUSH_GPRS
     push %r15
     push %r14
     push %r13
@@ -85,6 +83,13 @@ save_registers:
     push %rdx
     push %rcx
     push %rax
+.endm
+
+trap_common:
+    testb $3, 24(%rsp)          // the interrupted CS
+    jz kernel_trap_entry
+save_registers:
+    PUSH_GPRS
     lea kernel_stack_top(%rip), %rsp
     cld
     call kernel_trap
@@ -99,21 +104,7 @@ kernel_trap_entry:
     call kernel_idle_interrupt
     ud2
 kernel_fault_entry:
-    push %r15
-    push %r14
-    push %r13
-    push %r12
-    push %r11
-    push %r10
-    push %r9
-    push %r8
-    push %rdi
-    push %rsi
-    push %rbp
-    push %rbx
-    push %rdx
-    push %rcx
-    push %rax
+    PUSH_GPRS
     mov %rsp, %rdi
     mov %cr2, %rsi
     and $-16, %rsp
