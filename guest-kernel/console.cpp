@@ -10,6 +10,8 @@ namespace {
 
 constexpr uint16_t kCom1 = 0x3f8;
 constexpr uint16_t kDebugExitPort = 0xf4;
+constexpr uint16_t kI8042Command = 0x64;
+constexpr uint8_t kI8042PulseReset = 0xfe;
 
 void uart_write(const char* s, size_t n) {
     for (size_t i = 0; i < n; ++i) {
@@ -58,6 +60,17 @@ void write(const char* s, size_t n) {
     } else {
         cpu::outb(kDebugExitPort, static_cast<uint8_t>(status));
     }
+    cpu::halt_forever();
+}
+
+[[noreturn]] void reboot() {
+    if (hypercall::available()) {
+        alignas(16) static ukvm::hc::Message msg;
+        msg = {};
+        msg.m_type = ukvm::hc::kReboot;
+        hypercall::call(msg);
+    }
+    cpu::outb(kI8042Command, kI8042PulseReset);
     cpu::halt_forever();
 }
 

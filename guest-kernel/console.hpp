@@ -15,5 +15,7 @@ void init();
 void write(const char* s, size_t n);
 // Ends the VM with status. On QEMU isa-debug-exit makes that (status << 1) | 1.
 [[noreturn]] void halt(int status);
+// Reboots: the kReboot hypercall (ukvm exits 4), else the keyboard controller's reset line.
+[[noreturn]] void reboot();
 
 }  // namespace kernel::console

@@ -106,6 +106,12 @@ int32_t vmm_call(Proc* caller, Message& m) {
             sched::print_stats();
             console::halt(req.status);
         }
+        case hc::kReboot: {
+            if (caller->priv.cls == ProcClass::kUser) return ukvm::kernel::kEPerm;
+            print("ukvm-kernel: %s reboots the machine\n", caller->name);
+            sched::print_stats();
+            console::reboot();
+        }
         case hc::kBootInfo: {
             auto req = payload<hc::BufferRequest>(m);
             if (!hypercall::available()) return hc::kENoSys;

@@ -18,6 +18,7 @@ public:
 // ukvm's exit statuses besides the guest's own (0..255 from the halt hypercall).
 inline constexpr int kExitUsage = 2;       // bad CLI, config or image
 inline constexpr int kExitGuestFault = 3;  // triple fault, emulation failure, hung guest
+inline constexpr int kExitGuestReset = 4;  // the guest reset/rebooted (kReboot, i8042 or KVM reset)
 inline constexpr int kExitVmmError = 1;    // the host refused (no /dev/kvm, ioctl failed)
 
 struct RunOptions {

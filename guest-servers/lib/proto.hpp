@@ -23,7 +23,8 @@ enum PmCall : int32_t {
     kPmKill = 0x103,       // i64[0] pid (-pid: the children pid started), i64[1] signal
                            // (0: only check the pid) -> 0
     kPmProcs = 0x104,      // i64[0] slot -> ukvm::kernel::ProcInfo in bytes, pid at kPidOffset
-    kPmPowerOff = 0x105,   // i64[0] status: ends the VM
+    kPmPowerOff = 0x105,   // i64[0] status, i64[1] 1: reboot instead: ends the VM (user
+                           // processes get SIGTERM, then SIGKILL after a grace period)
     kPmFork = 0x106,       // -> the child's pid in the parent, 0 in the child
     kPmSleep = 0x107,      // u64[0] nanoseconds -> 0 when they have passed
     kPmExec = 0x108,       // bytes[0..16) program, bytes[16..48) args: the caller now runs

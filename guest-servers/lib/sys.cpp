@@ -271,6 +271,14 @@ void poweroff(int status) {
     user::halt(status);  // PM is gone: the VMM directly
 }
 
+void reboot() {
+    Message m{};
+    m.m_type = proto::kPmPowerOff;
+    m.i64[1] = 1;
+    call("pm", &m);
+    user::reboot();
+}
+
 int32_t read_line(char* buf, size_t n) {
     Message m{};
     m.m_type = proto::kTtyRead;

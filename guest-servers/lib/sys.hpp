@@ -62,6 +62,7 @@ struct ProcEntry {
 // The first live process in a slot >= *slot; advances *slot past it. false at the end.
 bool next_proc(int32_t* slot, ProcEntry* out);
 [[noreturn]] void poweroff(int status);
+[[noreturn]] void reboot();
 
 // Console input (TTY): up to one line, at most n bytes; the count or an error (kEIntr:
 // a signal handler ran).

@@ -159,6 +159,13 @@ void sleep_ns(uint64_t delay_ns) {
     exit(status);
 }
 
+[[noreturn]] void reboot() {
+    Message m{};
+    m.m_type = ukvm::hc::kReboot;
+    sendrec(kVmm, &m);
+    exit(1);
+}
+
 void set_name(Message* m, const char* name) {
     size_t n = strlen(name);
     if (n >= kNameMax) n = kNameMax - 1;

@@ -79,6 +79,8 @@ void sleep_ns(uint64_t delay_ns);
 [[noreturn]] void exit(int status);
 // Ends the whole VM with status (the VMM's halt call).
 [[noreturn]] void halt(int status);
+// Reboots the whole VM (the VMM's kReboot call: ukvm exits 4, ukvmd applies <on_reboot>).
+[[noreturn]] void reboot();
 
 Endpoint spawn(const char* program);  // negative: an error
 Endpoint find(const char* program);   // kNone when no such process runs

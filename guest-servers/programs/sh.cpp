@@ -1,5 +1,5 @@
 // sh: a minimal shell on the console. Built-in commands: help, echo, ps, uptime, kill,
-// poweroff, exit; any other word runs the boot program of that name through PM and waits
+// poweroff, reboot, exit; any other word runs the boot program of that name through PM and waits
 // for it, as TTY's foreground process: ^C sends it SIGINT. The shell itself catches
 // SIGINT (^C at the prompt or in a built-in: a new prompt).
 #include "sh_files.hpp"
@@ -30,6 +30,7 @@ void cmd_help(int, char**) {
         "                  RS restarts a killed system service)\n"
         "  sleep MS        wait that many milliseconds\n"
         "  poweroff        end the machine (status 0)\n"
+        "  reboot          restart the machine (ukvm exits 4; ukvmd's <on_reboot>)\n"
         "files (paths from /): ls [-l] [PATH...], cat FILE..., mkdir DIR..., rmdir DIR...,\n"
         "  rm FILE..., mv FROM TO, cp FROM TO, df, sync\n"
         "  exit [STATUS]   end this shell (init starts another)\n"
@@ -137,6 +138,11 @@ void cmd_poweroff(int, char**) {
     sys::poweroff(0);
 }
 
+void cmd_reboot(int, char**) {
+    print("rebooting\n");
+    sys::reboot();
+}
+
 // A final "&" runs the program in the background: no wait (for servers such as httpd).
 void run(int argc, char** argv) {
     bool background = argc > 1 && strcmp(argv[argc - 1], "&") == 0;
@@ -182,12 +188,12 @@ struct Builtin {
     void (*run)(int argc, char** argv);
 };
 constexpr Builtin kBuiltins[] = {
-    {"help", cmd_help},         {"echo", cmd_echo},         {"ps", cmd_ps},
-    {"uptime", cmd_uptime},     {"kill", cmd_kill},         {"poweroff", cmd_poweroff},
-    {"sleep", cmd_sleep},       {"ls", sh_files::ls},       {"cat", sh_files::cat},
-    {"mkdir", sh_files::mkdir}, {"rmdir", sh_files::rmdir}, {"rm", sh_files::rm},
-    {"mv", sh_files::mv},       {"cp", sh_files::cp},       {"df", sh_files::df},
-    {"sync", sh_files::sync},
+    {"help", cmd_help},     {"echo", cmd_echo},         {"ps", cmd_ps},
+    {"uptime", cmd_uptime}, {"kill", cmd_kill},         {"poweroff", cmd_poweroff},
+    {"reboot", cmd_reboot}, {"sleep", cmd_sleep},       {"ls", sh_files::ls},
+    {"cat", sh_files::cat}, {"mkdir", sh_files::mkdir}, {"rmdir", sh_files::rmdir},
+    {"rm", sh_files::rm},   {"mv", sh_files::mv},       {"cp", sh_files::cp},
+    {"df", sh_files::df},   {"sync", sh_files::sync},
 };
 
 enum class Read { kLine, kInterrupted, kGone };

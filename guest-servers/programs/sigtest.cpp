@@ -6,7 +6,8 @@
 //
 // For ^C from the console: `sigtest sleep` sleeps for a minute (SIGINT's default ends
 // it); `sigtest read` reads one console line with a SIGINT handler, so ^C makes the read
-// return EINTR (and typed-ahead input is what it reads).
+// return EINTR (and typed-ahead input is what it reads). `sigtest term` waits for SIGTERM
+// (a clean shutdown's warning from PM), says so and exits.
 #include "sys.hpp"
 #include "tally.hpp"
 
@@ -49,6 +50,13 @@ bool wait_for(int32_t pid, uint64_t reason, uint64_t detail) {
 constexpr uint64_t kMs = 1000000;
 
 int console_modes(const char* args) {
+    if (strcmp(args, "term") == 0) {
+        sys::signal(proto::kSigTerm, on_signal);
+        print("sigtest: waiting for SIGTERM\n");
+        while (g_got != proto::kSigTerm) sys::sleep_ns(60000 * kMs);
+        print("sigtest: caught SIGTERM, cleaning up\n");
+        return 0;
+    }
     if (strcmp(args, "sleep") == 0) {
         print("sigtest: sleeping; ^C ends me\n");
         sys::sleep_ns(60000 * kMs);

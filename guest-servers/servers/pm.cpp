@@ -4,7 +4,8 @@
 // the waiting requester's program), reports their
 // end to a waiting parent (wait), gives out process ids, sends signals (default actions
 // here; handlers run in the process through the kernel's kSysSigSend), lists processes
-// and powers the machine off.
+// and powers the machine off or reboots it (user processes get SIGTERM, then SIGKILL
+// after a grace period, then the file system syncs).
 //
 // Pids are PM's own: small numbers handed out on first sight of an endpoint (system
 // services included), kept per process slot, so a restarted service gets a new pid.
@@ -63,6 +64,20 @@ struct Waiter {
 };
 Waiter g_waiters[16];
 
+// A power-off or reboot in progress: the user processes got SIGTERM; once they have all
+// ended, or kPowerOffGraceNs has passed, the rest get SIGKILL, the file system syncs and
+// the machine halts (or reboots). Meanwhile nobody new starts and no wait is answered
+// (init would only start another shell).
+struct PowerOff {
+    bool active = false;
+    bool reboot = false;
+    int status = 0;
+    Endpoint requester = kNone;  // kPmPowerOff's caller: it waits for the end, untouched
+    uint64_t deadline_ns = 0;
+};
+PowerOff g_power_off;
+constexpr uint64_t kPowerOffGraceNs = 1000000000;
+
 // Signal dispositions, by slot (reset when a new process takes the slot).
 struct Signals {
     Endpoint endpoint = kNone;
@@ -95,6 +110,7 @@ void deliver(Endpoint parent, Child& c) {
 }
 
 int32_t do_spawn(Message& m) {
+    if (g_power_off.active) return kEBusy;
     Child* c = nullptr;
     for (Child& x : g_children)
         if (x.endpoint == kNone) c = &x;
@@ -129,6 +145,7 @@ int32_t do_exec(Message& m, bool* deferred) {
 // The caller, waiting for our reply, is copied by the kernel; both get a reply (the
 // child's pid, and 0 in the child).
 int32_t do_fork(Message& m) {
+    if (g_power_off.active) return kEBusy;
     Child* c = nullptr;
     for (Child& x : g_children)
         if (x.endpoint == kNone) c = &x;
@@ -305,6 +322,8 @@ void arm_alarm(uint64_t now) {
     for (const Sleeper& s : g_sleepers)
         if (s.endpoint != kNone && (!next || s.wake_ns < next)) next = s.wake_ns;
     if (g_retry_ns && (!next || g_retry_ns < next)) next = g_retry_ns;
+    if (g_power_off.active && (!next || g_power_off.deadline_ns < next))
+        next = g_power_off.deadline_ns;
     Message a{};
     a.u64[0] = next ? (next > now ? next - now : 1) : 0;
     user::kernel_call(kSysSetAlarm, &a);
@@ -361,12 +380,14 @@ void reap() {
             for (const Child& p : g_children) parent_alive |= p.endpoint == c.parent && !p.zombie;
             Endpoint parent = c.parent;
             for (Waiter& w : g_waiters) {
+                if (g_power_off.active) break;
                 if (w.parent == kNone || !matches(c, w.parent, w.pid)) continue;
                 w = Waiter{};
                 deliver(c.parent, c);
                 break;
             }
-            send_signal(parent, proto::kSigChld);  // ignored unless it has a handler
+            if (!g_power_off.active)
+                send_signal(parent, proto::kSigChld);  // ignored unless it has a handler
             // A parent PM did not start (init, a service) is alive while the kernel says so.
             if (c.endpoint != kNone && !parent_alive) {
                 Message info{};
@@ -380,20 +401,49 @@ void reap() {
     }
 }
 
-// The host asked for a clean power-off (hc::kEventPowerOff, docs/hypercall-abi.md): end
-// the user processes PM started, let the file system put its state on disk (VFS, when DS
-// knows one, gets proto::kVfsSync and answers once everything is on disk), then halt with 0.
+bool running_user_process(const Child& c) {
+    return c.endpoint != kNone && !c.zombie && c.endpoint != g_power_off.requester;
+}
+
+// The end of a power-off: SIGKILL for what is left, the file system's cache to the disk
+// (VFS, when DS knows one, gets proto::kVfsSync and answers once everything is on disk),
+// then halt or reboot.
+[[noreturn]] void finish_power_off() {
+    for (Child& c : g_children)
+        if (running_user_process(c)) terminate(c.endpoint, proto::kSigKill);
+    tell_vfs(proto::kVfsSync, kNone);
+    if (g_power_off.reboot) {
+        print("pm: reboot\n");
+        user::reboot();
+    }
+    print("pm: power off\n");
+    user::halt(g_power_off.status);
+}
+
+// Done once every user process has ended, or when the grace period is over.
+void check_power_off(uint64_t now) {
+    if (!g_power_off.active) return;
+    bool left = false;
+    for (const Child& c : g_children) left |= running_user_process(c);
+    if (!left || now >= g_power_off.deadline_ns) finish_power_off();
+}
+
+// Warns every user process PM started with SIGTERM (a handler may clean up) and lets the
+// main loop run on until they have ended or the grace period is over.
+void begin_power_off(int status, bool reboot, Endpoint requester) {
+    if (g_power_off.active) return;
+    uint64_t now = user::uptime_ns();
+    g_power_off = {true, reboot, status, requester, now + kPowerOffGraceNs};
+    for (Child& c : g_children)
+        if (running_user_process(c)) send_signal(c.endpoint, proto::kSigTerm);
+    arm_alarm(now);
+    check_power_off(now);
+}
+
+// The host asked for a clean power-off (hc::kEventPowerOff, docs/hypercall-abi.md).
 void host_power_off() {
     print("pm: the host asked for a shutdown; powering off\n");
-    for (Child& c : g_children) {
-        if (c.endpoint == kNone || c.zombie) continue;
-        Message k{};
-        k.u64[0] = static_cast<uint64_t>(c.endpoint);
-        user::kernel_call(kSysKill, &k);
-    }
-    tell_vfs(proto::kVfsSync, kNone);  // the file system's cache to the disk
-    print("pm: power off\n");
-    user::halt(0);
+    begin_power_off(0, false, kNone);
 }
 
 // IRQ hc::kEventIrq fired: take the host's pending requests.
@@ -434,6 +484,7 @@ int main(const char*) {
                 host_events();
             else if (m.m_source == user::parent())
                 user::notify(m.m_source);  // RS's heartbeat
+            check_power_off(user::uptime_ns());
             continue;
         }
         Endpoint client = m.m_source;
@@ -472,9 +523,11 @@ int main(const char*) {
                 r = do_procs(m);
                 break;
             case proto::kPmPowerOff:
-                tell_vfs(proto::kVfsSync, kNone);  // the file system's cache to the disk
-                print("pm: power off (requested by pid %d)\n", pid_of(client));
-                user::halt(static_cast<int>(m.i64[0]));
+                print("pm: %s (requested by pid %d)\n", m.i64[1] == 1 ? "reboot" : "power off",
+                      pid_of(client));
+                begin_power_off(static_cast<int>(m.i64[0]), m.i64[1] == 1, client);
+                deferred = true;  // the caller waits for the end
+                break;
             default:
                 r = kENoSys;
                 break;

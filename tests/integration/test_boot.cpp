@@ -166,10 +166,10 @@ TEST_F(UkvmBoot, HaltWithInterruptsDisabledIsAGuestFault) {
     EXPECT_THAT(r.err, HasSubstr("interrupts disabled"));
 }
 
-TEST_F(UkvmBoot, I8042ResetEndsTheVmWithStatusZero) {
+TEST_F(UkvmBoot, I8042ResetEndsTheVmWithTheResetStatus) {
     const ProcessResult r = boot("reset");
     ASSERT_FALSE(r.timed_out) << describe(r);
-    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.status, 4) << describe(r);  // kExitGuestReset
     EXPECT_THAT(r.out, HasSubstr("reset: i8042 reset\n"));
     EXPECT_THAT(r.out, Not(HasSubstr("still running")));
 }

@@ -262,6 +262,40 @@ TEST_F(ControlApi, ShutdownIsACleanPoweroffThroughPm) {
     EXPECT_FALSE(fs::exists(api()));  // the socket goes with the process
 }
 
+// A clean shutdown warns the user processes first: SIGTERM, a grace period, then SIGKILL.
+// `sigtest term` catches SIGTERM and says so; that line comes before PM powers off.
+TEST_F(ControlApi, ShutdownSendsSigtermBeforePoweringOff) {
+    REQUIRE_KVM();
+    start(minix_config());
+    auto console = console_at_prompt();
+    ASSERT_TRUE(console->send("sigtest term &\n"));
+    ASSERT_TRUE(console->read_until("sigtest: waiting for SIGTERM\n")) << console->got;
+    ASSERT_TRUE(control_request(api(), "shutdown").ok);
+    EXPECT_EQ(wait_exit(), 0) << read_file(log());
+    console->read_until("never-printed", 2s);
+    const std::string& got = console->got;
+    const auto caught = got.find("sigtest: caught SIGTERM, cleaning up");
+    const auto off = got.find("pm: power off");
+    ASSERT_NE(caught, std::string::npos) << got;
+    ASSERT_NE(off, std::string::npos) << got;
+    EXPECT_LT(caught, off) << got;
+    // init is not told that its shell ended: it would only start another one.
+    EXPECT_THAT(got, Not(HasSubstr("starting another"))) << got;
+}
+
+// The shell's `reboot` goes through PM to the kReboot hypercall: ukvm exits 4, which is
+// how ukvmd tells a reboot from a power-off (docs/configuration.md).
+TEST_F(ControlApi, RebootEndsWithTheResetStatus) {
+    REQUIRE_KVM();
+    start(minix_config());
+    auto console = console_at_prompt();
+    ASSERT_TRUE(console->send("reboot\n"));
+    EXPECT_EQ(wait_exit(), 4) << read_file(log());
+    console->read_until("never-printed", 1s);
+    EXPECT_THAT(console->got, HasSubstr("pm: reboot (requested by pid"));
+    EXPECT_THAT(console->got, HasSubstr("pm reboots the machine"));
+}
+
 TEST_F(ControlApi, ShutdownWhilePausedHappensOnResume) {
     REQUIRE_KVM();
     start(minix_config());

@@ -359,6 +359,82 @@ TEST_F(VirshTest, MinixDomainShutsDownThroughPm) {
     EXPECT_THAT(read_file(log), HasSubstr("pm halts the machine with status 0"));
 }
 
+// How often needle occurs in haystack.
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = haystack.find(needle, at)) != std::string::npos; ++at) ++n;
+    return n;
+}
+
+// <on_reboot>, <on_poweroff> with the real guest: its shell's `reboot` (ukvm exits 4) and
+// `poweroff` (status 0), typed through the control socket as virsh console does.
+TEST_F(VirshTest, RebootAndPoweroffPoliciesOfTheMinixDomain) {
+    std::string base = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/minix-domain.xml");
+    for (std::size_t at; (at = base.find("/opt/ukvm")) != std::string::npos;) {
+        base.replace(at, 9, kGuestDir.string());
+    }
+    const fs::path log = daemon_->state() / "logs/minix.log";
+    const fs::path sock = daemon_->state() / "run/minix.sock";
+    // Waits until the log holds `n` copies of `needle`.
+    auto wait_log = [&](const std::string& needle, std::size_t n) {
+        for (int i = 0; i < 600 && count_of(read_file(log), needle) < n; ++i) {
+            std::this_thread::sleep_for(100ms);
+        }
+        return count_of(read_file(log), needle) >= n;
+    };
+    auto type = [&](const std::string& line) {
+        ukvm::Fd in = ukvm::control::open_console_input(sock);
+        return ::send(in.get(), line.data(), line.size(), MSG_NOSIGNAL) ==
+               static_cast<ssize_t>(line.size());
+    };
+
+    // on_reboot=restart (libvirt's default, and the shipped example's), on_poweroff=destroy.
+    ASSERT_EQ(virsh({"define", write_xml("minix", base).string()}).status, 0);
+    ASSERT_EQ(virsh({"start", "minix"}).status, 0);
+    ASSERT_TRUE(wait_log("minix# ", 1)) << read_file(log);
+    const pid_t first = daemon_->guest_pid("minix");
+    ASSERT_TRUE(type("reboot\n"));
+    ASSERT_TRUE(wait_log("'minix' rebooted (exit status 4)", 1)) << read_file(log);
+    ASSERT_TRUE(wait_log("minix# ", 2)) << read_file(log);  // the second boot's shell
+    EXPECT_THAT(read_file(log), HasSubstr("restarting 'minix' (on_reboot=restart)"));
+    EXPECT_NE(daemon_->guest_pid("minix"), first);
+    EXPECT_TRUE(wait_state("minix", "running"));
+    ASSERT_TRUE(type("poweroff\n"));
+    EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
+    std::this_thread::sleep_for(500ms);
+    EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));  // and stays off
+    EXPECT_EQ(count_of(read_file(log), "--- ukvmd: starting 'minix'"), 2u);
+
+    // on_poweroff=restart, on_reboot=destroy: the guest's own poweroff restarts it, a
+    // shutdown asked through ukvmd does not, and a reboot leaves it off.
+    std::string xml = virsh({"dumpxml", "minix"}).out;  // the same uuid: an update
+    const std::string poweroff = "<on_poweroff>destroy", reboot = "<on_reboot>restart";
+    xml.replace(xml.find(poweroff), poweroff.size(), "<on_poweroff>restart");
+    xml.replace(xml.find(reboot), reboot.size(), "<on_reboot>destroy");
+    ProcessResult r = virsh({"define", write_xml("minix2", xml).string()});
+    ASSERT_EQ(r.status, 0) << describe(r) << xml;
+    EXPECT_THAT(virsh({"dumpxml", "minix"}).out, HasSubstr("<on_poweroff>restart</on_poweroff>"));
+    EXPECT_THAT(virsh({"dumpxml", "minix"}).out, HasSubstr("<on_reboot>destroy</on_reboot>"));
+    ASSERT_EQ(virsh({"start", "minix"}).status, 0);
+    ASSERT_TRUE(wait_log("minix# ", 3)) << read_file(log);
+    ASSERT_TRUE(type("poweroff\n"));
+    ASSERT_TRUE(wait_log("restarting 'minix' (on_poweroff=restart)", 1)) << read_file(log);
+    ASSERT_TRUE(wait_log("minix# ", 4)) << read_file(log);
+    EXPECT_TRUE(wait_state("minix", "running"));
+    ASSERT_EQ(virsh({"shutdown", "minix"}).status, 0);
+    EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
+    std::this_thread::sleep_for(500ms);
+    EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
+    ASSERT_EQ(virsh({"start", "minix"}).status, 0);
+    ASSERT_TRUE(wait_log("minix# ", 5)) << read_file(log);
+    ASSERT_TRUE(type("reboot\n"));
+    ASSERT_TRUE(wait_log("'minix' rebooted (exit status 4)", 2)) << read_file(log);
+    EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
+    std::this_thread::sleep_for(500ms);
+    EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
+    EXPECT_EQ(count_of(read_file(log), "--- ukvmd: starting 'minix'"), 5u);
+}
+
 // The example shipped in configs/ boots the hello guest, which prints and exits by itself.
 TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
     std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/hello-domain.xml");

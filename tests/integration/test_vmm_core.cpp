@@ -182,8 +182,8 @@ TEST_F(VmmCore, CliHltWithAParkedSecondVcpuIsDetected) {
     EXPECT_EQ(err.find("vCPU 1 registers"), std::string::npos) << err;  // parked, not dead
 }
 
-TEST_F(VmmCore, I8042ResetEndsWithStatusZero) {
-    EXPECT_EQ(run_guest(config(image(kI8042Reset))), 0);
+TEST_F(VmmCore, I8042ResetEndsWithTheResetStatus) {
+    EXPECT_EQ(run_guest(config(image(kI8042Reset))), kExitGuestReset);
 }
 
 TEST_F(VmmCore, BadImageIsABootError) {

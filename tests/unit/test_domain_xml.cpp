@@ -169,8 +169,8 @@ TEST(DomainXml, BadValuesNameTheElement) {
                 HasSubstr("27: <name>: must not start with '.'"));
     EXPECT_THAT(error_of(minimal("<currentMemory>1024</currentMemory>")),
                 HasSubstr("67: <currentMemory>: 1 MiB differs from <memory> (64 MiB)"));
-    EXPECT_THAT(error_of(minimal("<on_reboot>restart</on_reboot>")),
-                HasSubstr("67: <on_reboot>: 'restart' is not supported"));
+    EXPECT_THAT(error_of(minimal("<on_reboot>preserve</on_reboot>")),
+                HasSubstr("67: <on_reboot>: 'preserve' is not supported"));
     EXPECT_THAT(error_of("<domain type='ukvm'><name>g</name><memory unit='parsec'>1</memory>"
                          "</domain>"),
                 HasSubstr("27: <memory>: unknown unit 'parsec'"));
@@ -230,20 +230,37 @@ TEST(DomainXml, UkvmMetadataIsChecked) {
     EXPECT_EQ(d.config.modules[0].args, "a");
 }
 
-TEST(DomainXml, OnCrashRestartRoundTrips) {
-    const DomainDefinition d = parse_domain_xml(minimal("<on_crash>restart</on_crash>"));
-    EXPECT_TRUE(d.restart_on_crash);
+TEST(DomainXml, LifecycleActionsRoundTrip) {
+    using L = DomainDefinition::Lifecycle;
+    const DomainDefinition d =
+        parse_domain_xml(minimal("<on_poweroff>restart</on_poweroff><on_reboot>destroy</on_reboot>"
+                                 "<on_crash>restart</on_crash>"));
+    EXPECT_EQ(d.on_poweroff, L::Restart);
+    EXPECT_EQ(d.on_reboot, L::Destroy);
+    EXPECT_EQ(d.on_crash, L::Restart);
     const std::string xml = format_domain_xml(d);
+    EXPECT_THAT(xml, HasSubstr("<on_poweroff>restart</on_poweroff>"));
+    EXPECT_THAT(xml, HasSubstr("<on_reboot>destroy</on_reboot>"));
     EXPECT_THAT(xml, HasSubstr("<on_crash>restart</on_crash>"));
-    EXPECT_TRUE(parse_domain_xml(xml).restart_on_crash);
-    EXPECT_FALSE(parse_domain_xml(minimal()).restart_on_crash);
-    EXPECT_THAT(format_domain_xml(parse_domain_xml(minimal())),
-                HasSubstr("<on_crash>destroy</on_crash>"));
-    EXPECT_THAT(error_of(minimal("<on_crash>coredump-restart</on_crash>")),
-                HasSubstr("67: <on_crash>: 'coredump-restart' is not supported, only 'destroy' or "
-                          "'restart'"));
-    EXPECT_EQ(error_of(minimal("<on_poweroff>restart</on_poweroff>")),
-              "67: <on_poweroff>: 'restart' is not supported, only 'destroy'");
+    const DomainDefinition again = parse_domain_xml(xml);
+    EXPECT_EQ(again.on_poweroff, L::Restart);
+    EXPECT_EQ(again.on_reboot, L::Destroy);
+    EXPECT_EQ(again.on_crash, L::Restart);
+    // libvirt's defaults.
+    const DomainDefinition plain = parse_domain_xml(minimal());
+    EXPECT_EQ(plain.on_poweroff, L::Destroy);
+    EXPECT_EQ(plain.on_reboot, L::Restart);
+    EXPECT_EQ(plain.on_crash, L::Destroy);
+    EXPECT_THAT(format_domain_xml(plain), HasSubstr("<on_poweroff>destroy</on_poweroff>\n  "
+                                                    "<on_reboot>restart</on_reboot>\n  "
+                                                    "<on_crash>destroy</on_crash>"));
+    // libvirt's other actions are valid XML ukvm cannot honour; anything else is an XML error.
+    EXPECT_EQ(error_of(minimal("<on_crash>coredump-restart</on_crash>")),
+              "67: <on_crash>: 'coredump-restart' is not supported, only 'destroy' or 'restart'");
+    EXPECT_EQ(error_of(minimal("<on_poweroff>rename-restart</on_poweroff>")),
+              "67: <on_poweroff>: 'rename-restart' is not supported, only 'destroy' or 'restart'");
+    EXPECT_EQ(error_of(minimal("<on_reboot>explode</on_reboot>")),
+              "27: <on_reboot>: unknown action 'explode'");
 }
 
 TEST(DomainXml, DisksMapToVirtioBlk) {

@@ -78,7 +78,7 @@ TEST_F(HypercallTest, Version) {
 }
 
 TEST_F(HypercallTest, UnknownCallsAreENoSys) {
-    for (std::int32_t type : {0, 8, -1, 0x7FFFFFFF}) {
+    for (std::int32_t type : {0, 9, -1, 0x7FFFFFFF}) {
         auto r = call(type);
         EXPECT_EQ(r.m_type, hc::kENoSys) << type;
         EXPECT_EQ(r.m_source, hc::kVmmEndpoint);
@@ -276,7 +276,9 @@ TEST_F(HypercallTest, UnreachableMessagesAreDroppedUntouched) {
 
 TEST_F(HypercallTest, PortOnlyTakesFourByteWrites) {
     int halted = -1;
-    HypercallPort port(handler, [&](int s) { halted = s; });
+    int resets = 0;
+    HypercallPort port(
+        handler, [&](int s) { halted = s; }, [&] { ++resets; });
     hc::Message m{};
     m.m_type = hc::kVersion;
     mem.write(kMsg, m);
@@ -304,6 +306,16 @@ TEST_F(HypercallTest, PortOnlyTakesFourByteWrites) {
     mem.write(kMsg, m);
     port.write(0, four);
     EXPECT_EQ(halted, 42);
+    EXPECT_EQ(resets, 0);
+
+    // kReboot is a reset, not a halt with some status.
+    halted = -1;
+    m = {};
+    m.m_type = hc::kReboot;
+    mem.write(kMsg, m);
+    port.write(0, four);
+    EXPECT_EQ(resets, 1);
+    EXPECT_EQ(halted, -1);
 }
 
 }  // namespace

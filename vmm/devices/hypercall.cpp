@@ -83,6 +83,8 @@ HypercallOutcome HypercallHandler::handle(std::uint64_t gpa) {
             std::int32_t s = payload_as<hc::HaltRequest>(request).status;
             return {HypercallResult::Halt, (s < 0 || s > 255) ? 255 : s};
         }
+        case hc::kReboot:
+            return {HypercallResult::Reset};
         case hc::kBootInfo:
             status = boot_info(request, reply);
             break;
@@ -153,8 +155,9 @@ hc::Status HypercallHandler::boot_info(const hc::Message& request, hc::Message& 
     return hc::kOk;
 }
 
-HypercallPort::HypercallPort(HypercallHandler& handler, std::function<void(int)> on_halt)
-    : handler_(handler), on_halt_(std::move(on_halt)) {}
+HypercallPort::HypercallPort(HypercallHandler& handler, std::function<void(int)> on_halt,
+                             std::function<void()> on_reset)
+    : handler_(handler), on_halt_(std::move(on_halt)), on_reset_(std::move(on_reset)) {}
 
 void HypercallPort::read(std::uint64_t, std::span<std::uint8_t> data) {
     std::fill(data.begin(), data.end(), 0xFF);
@@ -171,6 +174,7 @@ void HypercallPort::write(std::uint64_t offset, std::span<const std::uint8_t> da
     std::memcpy(&gpa, data.data(), sizeof gpa);
     HypercallOutcome outcome = handler_.handle(gpa);
     if (outcome.result == HypercallResult::Halt && on_halt_) on_halt_(outcome.halt_status);
+    if (outcome.result == HypercallResult::Reset && on_reset_) on_reset_();
 }
 
 void HypercallPort::warn_ignored(const char* what, std::size_t size) {

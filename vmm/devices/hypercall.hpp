@@ -28,6 +28,7 @@ enum class HypercallResult {
     Replied,  // the message now holds the reply
     Dropped,  // the message was unreachable or misaligned; memory untouched
     Halt,     // the guest asked to end the VM with HypercallOutcome::halt_status
+    Reset,    // the guest asked to reboot (kReboot): the VM ends as a reset
 };
 
 struct HypercallOutcome {
@@ -65,7 +66,8 @@ private:
 
 class HypercallPort : public Device {
 public:
-    HypercallPort(HypercallHandler& handler, std::function<void(int)> on_halt);
+    HypercallPort(HypercallHandler& handler, std::function<void(int)> on_halt,
+                  std::function<void()> on_reset = {});
 
     void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
     void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
@@ -78,6 +80,7 @@ private:
 
     HypercallHandler& handler_;
     std::function<void(int)> on_halt_;
+    std::function<void()> on_reset_;
     std::optional<std::chrono::steady_clock::time_point> first_call_;
     std::uint64_t ignored_ = 0;
 };

@@ -287,18 +287,30 @@ void read_devices(const pugi::xml_node& devices, DomainDefinition& def) {
     }
 }
 
-// on_poweroff/on_reboot: a ukvm process ends with its guest, so only 'destroy'. on_crash
-// may also be 'restart': ukvmd starts the guest again (see docs/management.md).
+// on_poweroff, on_reboot, on_crash: 'destroy' leaves the domain shut off, 'restart' has
+// ukvmd start it again (docs/management.md). libvirt's other actions keep a stopped VM
+// around or rename it, which a ukvm process (it ends with its guest) cannot do.
 void read_lifecycle(const pugi::xml_node& n, DomainDefinition& def) {
     const std::string name = n.name();
     const std::string value = trim(n.child_value());
-    if (value == "destroy") return;
-    if (name == "on_crash" && value == "restart") {
-        def.restart_on_crash = true;
-        return;
+    DomainDefinition::Lifecycle& action = name == "on_poweroff" ? def.on_poweroff
+                                          : name == "on_reboot" ? def.on_reboot
+                                                                : def.on_crash;
+    if (value == "destroy") {
+        action = DomainDefinition::Lifecycle::Destroy;
+    } else if (value == "restart") {
+        action = DomainDefinition::Lifecycle::Restart;
+    } else if (value == "preserve" || value == "rename-restart" || value == "coredump-destroy" ||
+               value == "coredump-restart") {
+        unsupported("<" + name + ">: '" + value +
+                    "' is not supported, only 'destroy' or 'restart'");
+    } else {
+        xml_error("<" + name + ">: unknown action '" + value + "'");
     }
-    unsupported("<" + name + ">: '" + value + "' is not supported, only 'destroy'" +
-                (name == "on_crash" ? " or 'restart'" : ""));
+}
+
+const char* lifecycle_name(DomainDefinition::Lifecycle action) {
+    return action == DomainDefinition::Lifecycle::Restart ? "restart" : "destroy";
 }
 
 }  // namespace
@@ -496,9 +508,9 @@ std::string format_domain_xml(const DomainDefinition& def, int id) {
     text_child(os, "type", std::string(kOsType)).append_attribute("arch") = "x86_64";
     text_child(os, "kernel", def.config.kernel.string());
     if (!def.config.cmdline.empty()) text_child(os, "cmdline", def.config.cmdline);
-    text_child(domain, "on_poweroff", "destroy");
-    text_child(domain, "on_reboot", "destroy");
-    text_child(domain, "on_crash", def.restart_on_crash ? "restart" : "destroy");
+    text_child(domain, "on_poweroff", lifecycle_name(def.on_poweroff));
+    text_child(domain, "on_reboot", lifecycle_name(def.on_reboot));
+    text_child(domain, "on_crash", lifecycle_name(def.on_crash));
     pugi::xml_node devices = domain.append_child("devices");
     for (std::size_t i = 0; i < def.config.disks.size(); ++i) {
         const DiskConfig& d = def.config.disks[i];

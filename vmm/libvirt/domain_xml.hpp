@@ -57,8 +57,12 @@ struct DomainDefinition {
     // their defaults (the daemon decides where the console goes).
     GuestConfig config;
     Uuid uuid{};
-    // <on_crash>restart</on_crash>: ukvmd restarts the guest when it crashes.
-    bool restart_on_crash = false;
+    // <on_poweroff>, <on_reboot>, <on_crash>: what ukvmd does when the guest powers off by
+    // itself, reboots, or crashes (libvirt's defaults: destroy, restart, destroy).
+    enum class Lifecycle { Destroy, Restart };
+    Lifecycle on_poweroff = Lifecycle::Destroy;
+    Lifecycle on_reboot = Lifecycle::Restart;
+    Lifecycle on_crash = Lifecycle::Destroy;
     std::string title;
     std::string description;
     // Other applications' <metadata> children, kept verbatim as libvirt does.

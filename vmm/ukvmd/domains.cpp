@@ -24,9 +24,10 @@ namespace {
 
 using libvirt::format_uuid;
 
-// on_crash=restart gives up after this many restarts within the window (a crash loop).
-constexpr std::size_t kMaxCrashRestarts = 5;
-constexpr std::chrono::seconds kCrashWindow{60};
+// A restart policy gives up after this many restarts within the window (a crash or
+// reboot loop).
+constexpr std::size_t kMaxRestarts = 5;
+constexpr std::chrono::seconds kRestartWindow{60};
 
 constexpr std::uintmax_t kLogRotateBytes = 16 * 1024 * 1024;
 
@@ -291,6 +292,7 @@ void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
     loop_.remove(d.watch);
     d.watch = 0;
     int reason = state::kShutoffUnknown;
+    bool rebooted = false;  // the guest reset itself (ukvm's kExitGuestReset)
     std::string how;
     if (!exit.known) {
         how = "ended (adopted process: exit status unknown)";
@@ -302,12 +304,18 @@ void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
         how = "exited with status " + std::to_string(exit.code);
         if (exit.code == kExitGuestFault) {
             reason = state::kShutoffCrashed;
+        } else if (exit.code == kExitGuestReset) {
+            how = "rebooted (exit status " + std::to_string(exit.code) + ")";
+            reason = state::kShutoffShutdown;
+            rebooted = true;
         } else if (exit.code == kExitVmmError || exit.code == kExitUsage) {
             reason = state::kShutoffFailed;
         } else {
             reason = state::kShutoffShutdown;
         }
     }
+    // What the host asked for is final: no restart policy applies.
+    const bool requested = d.stop_requested != Domain::Stop::None;
     if (d.stop_requested == Domain::Stop::Destroy) reason = state::kShutoffDestroyed;
     if (d.stop_requested == Domain::Stop::Shutdown) reason = state::kShutoffShutdown;
     d.process.reset();
@@ -334,28 +342,38 @@ void Domains::handle_exit(Domain& d, const ProcessExit& exit) {
          : reason == state::kShutoffCrashed ? event::kStoppedCrashed
          : reason == state::kShutoffFailed  ? event::kStoppedFailed
                                             : event::kStoppedShutdown);
+    using L = libvirt::DomainDefinition::Lifecycle;
     if (!d.persistent) {
         forget(d);
-    } else if (reason == state::kShutoffCrashed && d.def.restart_on_crash) {
-        restart_after_crash(d);
+    } else if (requested) {
+        // destroy, or a shutdown through ukvmd: stays off
+    } else if (reason == state::kShutoffCrashed && d.def.on_crash == L::Restart) {
+        restart_by_policy(d, "on_crash");
+    } else if (rebooted && d.def.on_reboot == L::Restart) {
+        restart_by_policy(d, "on_reboot");
+    } else if (!rebooted && reason == state::kShutoffShutdown && exit.known &&
+               d.def.on_poweroff == L::Restart) {
+        restart_by_policy(d, "on_poweroff");
     }
 }
 
-void Domains::restart_after_crash(Domain& d) {
+void Domains::restart_by_policy(Domain& d, const std::string& why) {
     const auto now = std::chrono::steady_clock::now();
-    std::erase_if(d.crash_restarts, [&](auto t) { return now - t > kCrashWindow; });
-    if (d.crash_restarts.size() >= kMaxCrashRestarts) {
-        const std::string line = "--- ukvmd: '" + d.name() + "' crashed " +
-                                 std::to_string(kMaxCrashRestarts + 1) + " times within " +
-                                 std::to_string(kCrashWindow.count()) + " s; not restarting ---\n";
+    std::erase_if(d.restarts, [&](auto t) { return now - t > kRestartWindow; });
+    if (d.restarts.size() >= kMaxRestarts) {
+        const std::string line = "--- ukvmd: '" + d.name() + "' ended " +
+                                 std::to_string(kMaxRestarts + 1) + " times within " +
+                                 std::to_string(kRestartWindow.count()) + " s; not restarting (" +
+                                 why + "=restart) ---\n";
         append_log(d, line);
-        spdlog::warn("domain '{}' keeps crashing; left shut off", d.name());
+        spdlog::warn("domain '{}' keeps ending; left shut off", d.name());
         return;
     }
-    d.crash_restarts.push_back(now);
+    d.restarts.push_back(now);
     try {
+        append_log(d, "--- ukvmd: restarting '" + d.name() + "' (" + why + "=restart) ---\n");
         start(d);
-        spdlog::info("domain '{}' restarted after a crash (on_crash=restart)", d.name());
+        spdlog::info("domain '{}' restarted ({}=restart)", d.name(), why);
     } catch (const std::exception& e) {
         spdlog::error("domain '{}' could not be restarted: {}", d.name(), e.what());
     }

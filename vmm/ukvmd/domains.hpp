@@ -71,7 +71,7 @@ struct Domain {
     enum class Stop { None, Shutdown, Destroy } stop_requested = Stop::None;
     std::uint64_t console_offset = 0;  // where this run's output starts in the log
     // When <on_crash>restart</on_crash> restarted it recently (crash-loop limit).
-    std::vector<std::chrono::steady_clock::time_point> crash_restarts;
+    std::vector<std::chrono::steady_clock::time_point> restarts;
 
     bool running() const { return process != nullptr; }
     const std::string& name() const { return def.config.name; }
@@ -112,7 +112,8 @@ private:
     void handle_exit(Domain& d, const ProcessExit& exit);
     void append_log(const Domain& d, const std::string& line);
     void forget(Domain& d);
-    void restart_after_crash(Domain& d);
+    // <on_poweroff>/<on_reboot>/<on_crash>restart: start again, unless it keeps ending.
+    void restart_by_policy(Domain& d, const std::string& why);
     // A guest whose control socket answers `info` with this name and a live pid.
     std::unique_ptr<GuestProcess> adopt_through_control_socket(const std::string& name,
                                                                std::uint64_t& offset);

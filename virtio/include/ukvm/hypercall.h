@@ -30,6 +30,7 @@ enum Call : int32_t {
     kBootInfo = 5,      // BufferRequest (cmdline buffer) -> BootInfoReply
     kLog = 6,           // LogRequest -> CountReply
     kEvents = 7,        // -> EventsReply: takes (and clears) the host's pending requests
+    kReboot = 8,        // no payload; never returns (the VM ends as a reset: ukvm exits 4)
 };
 
 // Status codes in a reply's m_type (Linux errno values, negated).
