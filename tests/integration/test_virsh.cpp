@@ -435,6 +435,33 @@ TEST_F(VirshTest, RebootAndPoweroffPoliciesOfTheMinixDomain) {
     EXPECT_EQ(count_of(read_file(log), "--- ukvmd: starting 'minix'"), 5u);
 }
 
+// <interface type='user'> becomes a [[net]] user backend: the guest's virtio-net driver
+// sees the NIC with the MAC from the XML, and dumpxml prints the interface back.
+TEST_F(VirshTest, InterfaceGivesTheGuestAVirtioNic) {
+    std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/minix-domain.xml");
+    for (std::size_t at; (at = xml.find("/opt/ukvm")) != std::string::npos;) {
+        xml.replace(at, 9, kGuestDir.string());
+    }
+    xml.insert(xml.find("</devices>"),
+               "<interface type='user'><mac address='52:54:00:6b:76:01'/>"
+               "<model type='virtio'/></interface>");
+    ProcessResult r = virsh({"define", write_xml("minix", xml).string()});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = virsh({"dumpxml", "minix"});
+    EXPECT_THAT(r.out,
+                HasSubstr("<interface type=\"user\">\n      <mac address=\"52:54:00:6b:76:01\" "
+                          "/>\n      <model type=\"virtio\" />\n    </interface>"))
+        << r.out;
+    ASSERT_EQ(virsh({"start", "minix"}).status, 0);
+    const fs::path log = daemon_->state() / "logs/minix.log";
+    for (int i = 0; i < 300 && read_file(log).find("minix# ") == std::string::npos; ++i) {
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_THAT(read_file(log), HasSubstr("vnet0: MAC 52:54:00:6b:76:01, link up"));
+    EXPECT_THAT(read_file(daemon_->state() / "run/minix.toml"), HasSubstr("backend = 'user'"));
+    ASSERT_EQ(virsh({"destroy", "minix"}).status, 0);
+}
+
 // The example shipped in configs/ boots the hello guest, which prints and exits by itself.
 TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
     std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/hello-domain.xml");
@@ -728,10 +755,12 @@ TEST_F(VirshTest, GuestWithADisk) {
 
 TEST_F(VirshTest, UnsupportedXmlIsRejectedNamingTheElement) {
     std::string xml = idle_xml("disky");
-    xml.insert(xml.find("</devices>"), "<interface type='network'/>");
+    xml.insert(xml.find("</devices>"), "<interface type='direct'/>");
     ProcessResult r = virsh({"define", write_xml("disky", xml).string()});
     EXPECT_NE(r.status, 0);
-    EXPECT_THAT(r.err, HasSubstr("unsupported configuration: <devices><interface>")) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("unsupported configuration: <devices><interface> 0: "
+                                 "type='direct' is not supported"))
+        << describe(r);
     r = virsh({"define", write_xml("bad", "<domain type='ukvm'><name>x</name>").string()});
     EXPECT_THAT(r.err, HasSubstr("XML error: malformed domain XML")) << describe(r);
     EXPECT_THAT(virsh({"list", "--all"}).out, Not(HasSubstr("disky")));

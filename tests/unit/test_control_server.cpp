@@ -17,7 +17,6 @@
 #include <string>
 #include <thread>
 
-#include "vmm/control/console_tee.hpp"
 #include "vmm/control/control_server.hpp"
 
 namespace ukvm::control {
@@ -183,22 +182,6 @@ TEST_F(ControlTest, ConsoleStreamsBothWays) {
     ASSERT_EQ(::send(c, "info\n", 5, MSG_NOSIGNAL), 5);
     EXPECT_THAT(read_until(c, "\n\n"), testing::StartsWith("ok\nname: fake"));
     ::close(c);
-}
-
-TEST_F(ControlTest, ConsoleTeeFeedsBothTheSinkAndAttachedConsoles) {
-    struct Recorder : ConsoleSink {
-        std::string got;
-        void write(std::span<const std::uint8_t> b) override { got.append(b.begin(), b.end()); }
-    } sink;
-    ConsoleTee tee(sink, *server_);
-    const int fd = connect_raw();
-    ASSERT_EQ(::send(fd, "console\n", 8, MSG_NOSIGNAL), 8);
-    ASSERT_EQ(read_until(fd, "ok\n\n"), "ok\n\n");
-    const std::string text = "boot\n";
-    tee.write(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
-    EXPECT_EQ(sink.got, text);
-    EXPECT_EQ(read_until(fd, text), text);
-    ::close(fd);
 }
 
 TEST_F(ControlTest, CtlCommandPrintsTheReply) {

@@ -197,8 +197,8 @@ TEST(DomainXml, OsTypeMustBeHvm) {
 TEST(DomainXml, DevicesItCannotHonourAreConfigUnsupported) {
     EXPECT_THAT(error_of(minimal("<devices><disk type='network'/></devices>")),
                 HasSubstr("67: <devices><disk> 0: type='network' is not supported"));
-    EXPECT_THAT(error_of(minimal("<devices><interface type='network'/></devices>")),
-                HasSubstr("67: <devices><interface>"));
+    EXPECT_THAT(error_of(minimal("<devices><interface type='vhostuser'/></devices>")),
+                HasSubstr("67: <devices><interface> 0: type='vhostuser' is not supported"));
     EXPECT_THAT(error_of(minimal("<devices><graphics type='vnc'/></devices>")),
                 HasSubstr("67: <devices><graphics>"));
     EXPECT_THAT(error_of(minimal("<devices><console type='file'/></devices>")),
@@ -261,6 +261,82 @@ TEST(DomainXml, LifecycleActionsRoundTrip) {
               "67: <on_poweroff>: 'rename-restart' is not supported, only 'destroy' or 'restart'");
     EXPECT_EQ(error_of(minimal("<on_reboot>explode</on_reboot>")),
               "27: <on_reboot>: unknown action 'explode'");
+}
+
+TEST(DomainXml, InterfacesMapToNetBackends) {
+    const DomainDefinition d = parse_domain_xml(
+        minimal("<devices>"
+                "<interface type='user'><model type='virtio'/></interface>"
+                "<interface type='bridge'><source bridge='br0'/><target dev='tap7'/>"
+                "<mac address='52:54:00:AB:cd:01'/></interface>"
+                "<interface type='ethernet'><target dev='tap8'/></interface>"
+                "<interface type='network'><source network='lan0'/><alias name='n'/></interface>"
+                "</devices>"));
+    const auto& n = d.config.nets;
+    ASSERT_EQ(n.size(), 4u);
+    EXPECT_EQ(n[0].backend, NetBackendKind::User);
+    EXPECT_EQ(n[0].mac, derived_mac("g", 0));  // no <mac>: derived, as in guest.toml
+    EXPECT_EQ(n[1].backend, NetBackendKind::Tap);
+    EXPECT_EQ(n[1].bridge, "br0");
+    EXPECT_EQ(n[1].ifname, "tap7");
+    EXPECT_EQ(n[1].mac, (MacAddress{0x52, 0x54, 0x00, 0xab, 0xcd, 0x01}));
+    EXPECT_EQ(n[2].backend, NetBackendKind::Tap);
+    EXPECT_EQ(n[2].bridge, "");
+    EXPECT_EQ(n[2].ifname, "tap8");
+    EXPECT_EQ(n[3].backend, NetBackendKind::Switch);
+    EXPECT_EQ(n[3].switch_name, "lan0");
+    // dumpxml maps them back, and that XML defines the same NICs.
+    const std::string xml = format_domain_xml(d);
+    EXPECT_THAT(xml, HasSubstr("<interface type=\"user\">\n      <mac address=\""));
+    EXPECT_THAT(xml, HasSubstr("<interface type=\"bridge\">\n      <source bridge=\"br0\" />\n"
+                               "      <mac address=\"52:54:00:ab:cd:01\" />\n"
+                               "      <target dev=\"tap7\" />\n"
+                               "      <model type=\"virtio\" />"));
+    EXPECT_THAT(xml, HasSubstr("<interface type=\"ethernet\">"));
+    EXPECT_THAT(xml, HasSubstr("<interface type=\"network\">\n      <source network=\"lan0\" />"));
+    const DomainDefinition back = parse_domain_xml(xml);
+    ASSERT_EQ(back.config.nets.size(), 4u);
+    for (std::size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(back.config.nets[i].backend, n[i].backend) << i;
+        EXPECT_EQ(back.config.nets[i].mac, n[i].mac) << i;
+        EXPECT_EQ(back.config.nets[i].bridge, n[i].bridge) << i;
+        EXPECT_EQ(back.config.nets[i].ifname, n[i].ifname) << i;
+        EXPECT_EQ(back.config.nets[i].switch_name, n[i].switch_name) << i;
+    }
+}
+
+TEST(DomainXml, InterfacesItCannotHonourNameTheElement) {
+    auto nic = [](const std::string& inner) {
+        return error_of(minimal("<devices>" + inner + "</devices>"));
+    };
+    EXPECT_EQ(nic("<interface type='direct'><source dev='eth0'/></interface>"),
+              "67: <devices><interface> 0: type='direct' is not supported (user, bridge, "
+              "ethernet or network)");
+    EXPECT_EQ(nic("<interface type='user'><model type='e1000'/></interface>"),
+              "67: <devices><interface> 0 <model type='e1000'>: only virtio");
+    EXPECT_EQ(nic("<interface type='user'><portForward proto='tcp'/></interface>"),
+              "67: <devices><interface> 0 <portForward>: not supported with type='user'");
+    EXPECT_EQ(nic("<interface type='bridge'><bandwidth/><source bridge='b'/></interface>"),
+              "67: <devices><interface> 0 <bandwidth>: not supported with type='bridge'");
+    EXPECT_EQ(nic("<interface type='bridge'/>"),
+              "27: <devices><interface> 0: <source bridge> is missing");
+    EXPECT_EQ(nic("<interface type='network'><source network='a/b'/></interface>"),
+              "27: <devices><interface> 0 <source network>: 'a/b' uses characters other than "
+              "A-Z a-z 0-9 _ . -");
+    EXPECT_EQ(nic("<interface type='bridge'><source bridge='a-very-long-bridge'/></interface>"),
+              "27: <devices><interface> 0 <source bridge>: an interface name has 1 to 15 bytes");
+    EXPECT_EQ(nic("<interface type='user'><mac address='01:00:00:00:00:01'/></interface>"),
+              "27: <devices><interface> 0 <mac address>: '01:00:00:00:00:01' is a multicast "
+              "address");
+    EXPECT_EQ(nic("<interface type='user'><mac address='52:54:00'/></interface>"),
+              "27: <devices><interface> 0 <mac address>: expected a MAC address like "
+              "'52:54:00:12:34:56', got '52:54:00'");
+    EXPECT_EQ(nic("<interface type='user'><mac address='52:54:00:00:00:01'/></interface>"
+                  "<interface type='user'><mac address='52:54:00:00:00:01'/></interface>"),
+              "27: <devices><interface> 1 <mac address>: also interface 0's MAC");
+    std::string nine;
+    for (int i = 0; i < 9; ++i) nine += "<interface type='user'/>";
+    EXPECT_EQ(nic(nine), "67: <devices>: more than 8 disks and interfaces together");
 }
 
 TEST(DomainXml, DisksMapToVirtioBlk) {

@@ -81,6 +81,19 @@ TEST_F(StateTest, GuestTomlReadsBackThroughTheConfigLoader) {
     c.disks.push_back({root_ / "disk.img", true, "SER-1"});
     c.console.output = ConsoleOutput::Stdout;
     c.console.input = ConsoleInput::None;
+    NetConfig user;
+    user.mac = {0x52, 0x54, 0, 1, 2, 3};
+    c.nets.push_back(user);
+    NetConfig sw;
+    sw.backend = NetBackendKind::Switch;
+    sw.switch_name = "lan-0";
+    sw.mac = {0x52, 0x54, 0, 1, 2, 4};
+    c.nets.push_back(sw);
+    NetConfig tap;
+    tap.backend = NetBackendKind::Tap;
+    tap.ifname = "tap9";
+    tap.mac = {0x52, 0x54, 0, 1, 2, 5};
+    c.nets.push_back(tap);
     const fs::path toml = root_ / "guest.toml";
     std::ofstream(toml) << to_guest_toml(c);
     const GuestConfig back = load_config(toml);
@@ -96,6 +109,15 @@ TEST_F(StateTest, GuestTomlReadsBackThroughTheConfigLoader) {
     EXPECT_EQ(back.disks[0].path, root_ / "disk.img");
     EXPECT_TRUE(back.disks[0].read_only);
     EXPECT_EQ(back.disks[0].serial, "SER-1");
+    ASSERT_EQ(back.nets.size(), 3u);
+    EXPECT_EQ(back.nets[0].backend, NetBackendKind::User);
+    EXPECT_EQ(back.nets[0].mac, c.nets[0].mac);
+    EXPECT_EQ(back.nets[1].backend, NetBackendKind::Switch);
+    EXPECT_EQ(back.nets[1].switch_name, "lan-0");
+    EXPECT_EQ(back.nets[1].mac, c.nets[1].mac);
+    EXPECT_EQ(back.nets[2].backend, NetBackendKind::Tap);
+    EXPECT_EQ(back.nets[2].ifname, "tap9");
+    EXPECT_EQ(back.nets[2].mac, c.nets[2].mac);
     EXPECT_EQ(back.console.output, ConsoleOutput::Stdout);
     EXPECT_EQ(back.console.input, ConsoleInput::None);
 }

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <pugixml.hpp>
 #include <sstream>
@@ -262,6 +263,91 @@ DiskConfig read_disk(const pugi::xml_node& n, std::size_t index) {
     return disk;
 }
 
+// A Linux interface name (a bridge or tap): 1..15 bytes, no '/', ':' or whitespace.
+std::string interface_name(const std::string& s, const std::string& element) {
+    if (s.empty() || s.size() > 15) xml_error(element + ": an interface name has 1 to 15 bytes");
+    if (s == "." || s == "..") xml_error(element + ": '" + s + "' is not an interface name");
+    for (char c : s) {
+        if (c <= 0x20 || c >= 0x7f || c == '/' || c == ':') {
+            xml_error(element + ": '" + s + "' is not an interface name");
+        }
+    }
+    return s;
+}
+
+MacAddress parse_mac(const std::string& s, const std::string& element) {
+    MacAddress mac{};
+    unsigned bytes[6];
+    char tail = 0;
+    if (s.size() != 17 || std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &bytes[0], &bytes[1],
+                                      &bytes[2], &bytes[3], &bytes[4], &bytes[5], &tail) != 6) {
+        xml_error(element + ": expected a MAC address like '52:54:00:12:34:56', got '" + s + "'");
+    }
+    for (int i = 0; i < 6; ++i) mac[i] = static_cast<std::uint8_t>(bytes[i]);
+    if (mac[0] & 1) xml_error(element + ": '" + s + "' is a multicast address");
+    if (mac == MacAddress{}) xml_error(element + ": the all-zero MAC address is not usable");
+    return mac;
+}
+
+// <interface type='user|bridge|ethernet|network'>: a virtio-net NIC ([[net]] in guest.toml,
+// docs/management.md). The MAC is left zero when absent (derived once the name is known).
+NetConfig read_interface(const pugi::xml_node& n, std::size_t index) {
+    const std::string element = "<devices><interface> " + std::to_string(index);
+    const std::string type = n.attribute("type").value();
+    NetConfig net;
+    if (type == "user") {
+        net.backend = NetBackendKind::User;
+    } else if (type == "bridge" || type == "ethernet") {
+        net.backend = NetBackendKind::Tap;
+    } else if (type == "network") {
+        net.backend = NetBackendKind::Switch;
+    } else {
+        unsupported(element + ": type='" + type +
+                    "' is not supported (user, bridge, ethernet or network)");
+    }
+    bool have_source = false;
+    for (pugi::xml_node c : n.children()) {
+        if (c.type() != pugi::node_element) continue;
+        const std::string child = c.name();
+        if (child == "mac") {
+            net.mac = parse_mac(c.attribute("address").value(), element + " <mac address>");
+        } else if (child == "model") {
+            const std::string model = c.attribute("type").value();
+            if (model != "virtio") {
+                unsupported(element + " <model type='" + model + "'>: only virtio");
+            }
+        } else if (child == "source" && type == "bridge") {
+            net.bridge =
+                interface_name(c.attribute("bridge").value(), element + " <source bridge>");
+            have_source = true;
+        } else if (child == "source" && type == "network") {
+            const std::string name = c.attribute("network").value();
+            const std::string what = element + " <source network>";
+            if (name.empty() || name.size() > 32 || name == "." || name == "..") {
+                xml_error(what + ": a network (ukvm switch) name has 1 to 32 characters");
+            }
+            for (char ch : name) {
+                if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' &&
+                    ch != '-') {
+                    xml_error(what + ": '" + name +
+                              "' uses characters other than A-Z a-z 0-9 _ . -");
+                }
+            }
+            net.switch_name = name;
+            have_source = true;
+        } else if (child == "target" && net.backend == NetBackendKind::Tap) {
+            net.ifname = interface_name(c.attribute("dev").value(), element + " <target dev>");
+        } else if (child != "alias" && child != "address") {
+            unsupported(element + " <" + child + ">: not supported with type='" + type + "'");
+        }
+    }
+    if ((type == "bridge" || type == "network") && !have_source) {
+        xml_error(element + ": <source " + (type == "bridge" ? "bridge" : "network") +
+                  "> is missing");
+    }
+    return net;
+}
+
 void read_devices(const pugi::xml_node& devices, DomainDefinition& def) {
     for (pugi::xml_node n : devices.children()) {
         if (n.type() != pugi::node_element) continue;
@@ -280,7 +366,7 @@ void read_devices(const pugi::xml_node& devices, DomainDefinition& def) {
             }
             def.config.disks.push_back(read_disk(n, def.config.disks.size()));
         } else if (name == "interface") {
-            unsupported("<devices><interface>: network interfaces are not supported yet");
+            def.config.nets.push_back(read_interface(n, def.config.nets.size()));
         } else {
             unsupported("<devices><" + name + ">: device not supported by ukvm");
         }
@@ -463,6 +549,21 @@ DomainDefinition parse_domain_xml(std::string_view xml) {
                     " MiB differs from <memory> (" + std::to_string(def.config.memory_mib) +
                     " MiB); ukvm has no balloon");
     }
+    if (def.config.disks.size() + def.config.nets.size() > kMaxVirtioDevices) {
+        unsupported("<devices>: more than " + std::to_string(kMaxVirtioDevices) +
+                    " disks and interfaces together");
+    }
+    auto& nets = def.config.nets;
+    for (std::size_t i = 0; i < nets.size(); ++i) {
+        // As libvirt does, a NIC without <mac> gets one at define time (kept from then on).
+        if (nets[i].mac == MacAddress{}) nets[i].mac = derived_mac(def.config.name, i);
+        for (std::size_t j = 0; j < i; ++j) {
+            if (nets[j].mac == nets[i].mac) {
+                xml_error("<devices><interface> " + std::to_string(i) +
+                          " <mac address>: also interface " + std::to_string(j) + "'s MAC");
+            }
+        }
+    }
     if (!have_uuid) def.uuid = random_uuid();
     return def;
 }
@@ -529,6 +630,32 @@ std::string format_domain_xml(const DomainDefinition& def, int id) {
         target.append_attribute("bus") = "virtio";
         if (d.read_only) disk.append_child("readonly");
         if (!d.serial.empty()) text_child(disk, "serial", d.serial);
+    }
+    for (const NetConfig& net : def.config.nets) {
+        pugi::xml_node nic = devices.append_child("interface");
+        switch (net.backend) {
+            case NetBackendKind::User:
+                nic.append_attribute("type") = "user";
+                break;
+            case NetBackendKind::Tap:
+                nic.append_attribute("type") = net.bridge.empty() ? "ethernet" : "bridge";
+                if (!net.bridge.empty()) {
+                    nic.append_child("source").append_attribute("bridge") = net.bridge.c_str();
+                }
+                break;
+            case NetBackendKind::Switch:
+                nic.append_attribute("type") = "network";
+                nic.append_child("source").append_attribute("network") = net.switch_name.c_str();
+                break;
+        }
+        char mac[18];
+        std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", net.mac[0], net.mac[1],
+                      net.mac[2], net.mac[3], net.mac[4], net.mac[5]);
+        nic.append_child("mac").append_attribute("address") = mac;
+        if (net.backend == NetBackendKind::Tap && !net.ifname.empty()) {
+            nic.append_child("target").append_attribute("dev") = net.ifname.c_str();
+        }
+        nic.append_child("model").append_attribute("type") = "virtio";
     }
     pugi::xml_node console = devices.append_child("console");
     console.append_attribute("type") = "pty";

@@ -1,6 +1,7 @@
 #include "vmm/ukvmd/guest_toml.hpp"
 
 #include <toml++/toml.h>
+#include <cstdio>
 #include <sstream>
 
 namespace ukvm::ukvmd {
@@ -29,6 +30,38 @@ std::string to_guest_toml(const GuestConfig& config) {
             disks.push_back(std::move(disk));
         }
         root.insert("disk", std::move(disks));
+    }
+    if (!config.nets.empty()) {
+        toml::array nets;
+        for (const NetConfig& n : config.nets) {
+            toml::table net;
+            char mac[18];
+            std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", n.mac[0], n.mac[1],
+                          n.mac[2], n.mac[3], n.mac[4], n.mac[5]);
+            switch (n.backend) {
+                case NetBackendKind::User:
+                    net.insert("backend", "user");
+                    if (!n.hostfwd.empty()) {
+                        toml::array fwd;
+                        for (const HostForward& f : n.hostfwd) fwd.push_back(f.text);
+                        net.insert("hostfwd", std::move(fwd));
+                    }
+                    break;
+                case NetBackendKind::Tap:
+                    net.insert("backend", "tap");
+                    if (!n.ifname.empty()) net.insert("ifname", n.ifname);
+                    if (!n.bridge.empty()) net.insert("bridge", n.bridge);
+                    break;
+                case NetBackendKind::Switch:
+                    net.insert("backend", "switch");
+                    net.insert("switch", n.switch_name);
+                    if (!n.switch_dir.empty()) net.insert("switch_dir", n.switch_dir.string());
+                    break;
+            }
+            net.insert("mac", std::string(mac));
+            nets.push_back(std::move(net));
+        }
+        root.insert("net", std::move(nets));
     }
     toml::table console;
     switch (config.console.output) {
