@@ -53,6 +53,16 @@ inline std::string minix_config() {
     return std::regex_replace(text, std::regex("\\[\\[disk\\]\\]\npath = \"[^\"]*\"\n"), "");
 }
 
+// A domain XML shipped in configs/ (minix-domain.xml, hello-domain.xml) with its /opt/ukvm
+// paths pointing at this build's guests.
+inline std::string shipped_domain_xml(const std::string& file) {
+    std::string xml = read_text(std::filesystem::path(UKVM_SOURCE_DIR) / "configs" / file);
+    const std::string from = "/opt/ukvm", to = UKVM_GUEST_DIR;
+    for (size_t at = 0; (at = xml.find(from, at)) != std::string::npos; at += to.size())
+        xml.replace(at, from.size(), to);
+    return xml;
+}
+
 // The values of a config's `key = "..."` lines, in order.
 inline std::vector<std::string> config_values(const std::string& config, const std::string& key) {
     std::vector<std::string> out;

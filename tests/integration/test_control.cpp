@@ -40,16 +40,10 @@ using ukvm::test::describe;
 using ukvm::test::minix_config;  // without the shipped root disk: tests run at once
 using ukvm::test::ProcessOptions;
 using ukvm::test::ProcessResult;
+using ukvm::test::read_text;
 using ukvm::test::run_process;
 
 constexpr const char* kPrompt = "minix# ";
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // An idle guest without PM: it never answers a shutdown request.
 std::string idle_config() {
@@ -128,9 +122,8 @@ std::map<std::string, std::string> fields(const ControlReply& r) {
 class ControlApi : public ::testing::Test {
 protected:
     void SetUp() override {
-        std::string templ = (fs::temp_directory_path() / "ukvm-ctl-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-        dir_ = templ;
+        dir_ = ukvm::test::make_temp_dir("ukvm-ctl");
+        ASSERT_FALSE(dir_.empty());
     }
     void TearDown() override {
         if (pid_ > 0) {
@@ -173,7 +166,7 @@ protected:
             if (fs::exists(api()) && fs::exists(con())) return;
             std::this_thread::sleep_for(20ms);
         }
-        FAIL() << "the sockets did not appear:\n" << read_file(log());
+        FAIL() << "the sockets did not appear:\n" << read_text(log());
     }
     // Waits for the guest process to end; its exit status, or -1 on timeout.
     int wait_exit(std::chrono::seconds limit = 30s) {
@@ -192,7 +185,7 @@ protected:
     std::unique_ptr<Conn> console_at_prompt() {
         auto c = std::make_unique<Conn>(con());
         EXPECT_TRUE(c->ok());
-        EXPECT_TRUE(c->read_until(kPrompt, 60s)) << c->got << read_file(log());
+        EXPECT_TRUE(c->read_until(kPrompt, 60s)) << c->got << read_text(log());
         return c;
     }
 
@@ -255,7 +248,7 @@ TEST_F(ControlApi, ShutdownIsACleanPoweroffThroughPm) {
     auto console = console_at_prompt();
     const ProcessResult ctl = run_process({UKVM_BINARY, "ctl", api().string(), "shutdown"});
     EXPECT_EQ(ctl.status, 0) << describe(ctl);
-    EXPECT_EQ(wait_exit(), 0) << read_file(log());
+    EXPECT_EQ(wait_exit(), 0) << read_text(log());
     console->read_until("never-printed", 2s);
     EXPECT_THAT(console->got, HasSubstr("pm: the host asked for a shutdown; powering off"));
     EXPECT_THAT(console->got, HasSubstr("pm halts the machine with status 0"));
@@ -271,7 +264,7 @@ TEST_F(ControlApi, ShutdownSendsSigtermBeforePoweringOff) {
     ASSERT_TRUE(console->send("sigtest term &\n"));
     ASSERT_TRUE(console->read_until("sigtest: waiting for SIGTERM\n")) << console->got;
     ASSERT_TRUE(control_request(api(), "shutdown").ok);
-    EXPECT_EQ(wait_exit(), 0) << read_file(log());
+    EXPECT_EQ(wait_exit(), 0) << read_text(log());
     console->read_until("never-printed", 2s);
     const std::string& got = console->got;
     const auto caught = got.find("sigtest: caught SIGTERM, cleaning up");
@@ -290,7 +283,7 @@ TEST_F(ControlApi, RebootEndsWithTheResetStatus) {
     start(minix_config());
     auto console = console_at_prompt();
     ASSERT_TRUE(console->send("reboot\n"));
-    EXPECT_EQ(wait_exit(), 4) << read_file(log());
+    EXPECT_EQ(wait_exit(), 4) << read_text(log());
     console->read_until("never-printed", 1s);
     EXPECT_THAT(console->got, HasSubstr("pm: reboot (requested by pid"));
     EXPECT_THAT(console->got, HasSubstr("pm reboots the machine"));
@@ -305,7 +298,7 @@ TEST_F(ControlApi, ShutdownWhilePausedHappensOnResume) {
     EXPECT_EQ(fields(control_request(api(), "info"))["state"], "paused");
     EXPECT_EQ(wait_exit(1s), -1);  // nothing runs while paused
     ASSERT_TRUE(control_request(api(), "resume").ok);
-    EXPECT_EQ(wait_exit(), 0) << read_file(log());
+    EXPECT_EQ(wait_exit(), 0) << read_text(log());
 }
 
 TEST_F(ControlApi, DestroyEndsAGuestThatIgnoresShutdown) {
@@ -317,7 +310,7 @@ TEST_F(ControlApi, DestroyEndsAGuestThatIgnoresShutdown) {
     EXPECT_EQ(wait_exit(2s), -1);
     const ProcessResult ctl = run_process({UKVM_BINARY, "ctl", api().string(), "destroy"});
     EXPECT_EQ(ctl.status, 0) << describe(ctl);
-    EXPECT_EQ(wait_exit(), 143) << read_file(log());
+    EXPECT_EQ(wait_exit(), 143) << read_text(log());
     EXPECT_FALSE(fs::exists(api()));
 }
 
@@ -326,7 +319,7 @@ TEST_F(ControlApi, DestroyWhilePaused) {
     start(idle_config());
     ASSERT_TRUE(control_request(api(), "pause").ok);
     ASSERT_TRUE(control_request(api(), "destroy").ok);
-    EXPECT_EQ(wait_exit(), 143) << read_file(log());
+    EXPECT_EQ(wait_exit(), 143) << read_text(log());
 }
 
 TEST_F(ControlApi, ConsoleAttachSeesThePromptAndTypes) {

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/integration/minix_guest.hpp"
 #include "tests/integration/process.hpp"
 #include "vmm/control/control_server.hpp"
 #include "vmm/libvirt/rpc_packet.hpp"
@@ -36,17 +37,12 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ukvm::test::describe;
 using ukvm::test::ProcessResult;
+using ukvm::test::read_text;
 using ukvm::test::run_process;
+using ukvm::test::shipped_domain_xml;
 
 const fs::path kGuestDir = UKVM_GUEST_DIR;
 const fs::path kUkvmd = fs::path(UKVM_BINARY).parent_path() / "ukvmd";
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 void write_file(const fs::path& p, const std::string& text) {
     std::ofstream(p, std::ios::binary) << text;
@@ -99,11 +95,11 @@ public:
             int status;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = -1;
-                return ::testing::AssertionFailure() << "ukvmd exited:\n" << read_file(log());
+                return ::testing::AssertionFailure() << "ukvmd exited:\n" << read_text(log());
             }
             std::this_thread::sleep_for(50ms);
         }
-        return ::testing::AssertionFailure() << "ukvmd did not listen:\n" << read_file(log());
+        return ::testing::AssertionFailure() << "ukvmd did not listen:\n" << read_text(log());
     }
 
     // SIGTERM, as an administrator stopping the service; guests keep running.
@@ -124,7 +120,7 @@ public:
 
     // pid of the ukvm process running `name`, from ukvmd's run file; -1 if none.
     pid_t guest_pid(const std::string& name) const {
-        std::istringstream in(read_file(state() / "run" / (name + ".pid")));
+        std::istringstream in(read_text(state() / "run" / (name + ".pid")));
         long pid = -1;
         in >> pid;
         return static_cast<pid_t>(pid);
@@ -178,7 +174,7 @@ protected:
         if (daemon_) {
             daemon_->kill_guests();
             daemon_->stop();
-            if (HasFailure()) std::cerr << "--- ukvmd log ---\n" << read_file(daemon_->log());
+            if (HasFailure()) std::cerr << "--- ukvmd log ---\n" << read_text(daemon_->log());
         }
         std::error_code ec;
         if (!dir_.empty()) fs::remove_all(dir_, ec);
@@ -306,7 +302,7 @@ TEST_F(VirshTest, LifecycleOfALongRunningGuest) {
     r = virsh({"destroy", "idle"});
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_TRUE(wait_state("idle", "shut off (destroyed)"));
-    EXPECT_THAT(read_file(daemon_->state() / "logs/idle.log"), HasSubstr("boot modules loaded"));
+    EXPECT_THAT(read_text(daemon_->state() / "logs/idle.log"), HasSubstr("boot modules loaded"));
 
     r = virsh({"undefine", "idle"});
     ASSERT_EQ(r.status, 0) << describe(r);
@@ -323,19 +319,16 @@ TEST_F(VirshTest, LifecycleOfALongRunningGuest) {
 // through the control socket (a clean power-off, status 0), console input reaches the
 // shell, and a restarted ukvmd finds the guest through its control socket alone.
 TEST_F(VirshTest, MinixDomainShutsDownThroughPm) {
-    std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/minix-domain.xml");
-    for (std::size_t at; (at = xml.find("/opt/ukvm")) != std::string::npos;) {
-        xml.replace(at, 9, kGuestDir.string());
-    }
+    std::string xml = shipped_domain_xml("minix-domain.xml");
     ProcessResult r = virsh({"define", write_xml("minix", xml).string()});
     ASSERT_EQ(r.status, 0) << describe(r);
     r = virsh({"start", "minix"});
     ASSERT_EQ(r.status, 0) << describe(r);
     const fs::path log = daemon_->state() / "logs/minix.log";
-    for (int i = 0; i < 300 && read_file(log).find("minix# ") == std::string::npos; ++i) {
+    for (int i = 0; i < 300 && read_text(log).find("minix# ") == std::string::npos; ++i) {
         std::this_thread::sleep_for(100ms);
     }
-    ASSERT_THAT(read_file(log), HasSubstr("minix# "));
+    ASSERT_THAT(read_text(log), HasSubstr("minix# "));
     const fs::path sock = daemon_->state() / "run/minix.sock";
     ASSERT_TRUE(fs::exists(sock));
     // Typed through the control socket's input path, as virsh console does.
@@ -343,10 +336,10 @@ TEST_F(VirshTest, MinixDomainShutsDownThroughPm) {
         ukvm::Fd in = ukvm::control::open_console_input(sock);
         ASSERT_EQ(::send(in.get(), "echo typed-by-ukvmd\n", 20, MSG_NOSIGNAL), 20);
     }
-    for (int i = 0; i < 100 && read_file(log).find("\ntyped-by-ukvmd") == std::string::npos; ++i) {
+    for (int i = 0; i < 100 && read_text(log).find("\ntyped-by-ukvmd") == std::string::npos; ++i) {
         std::this_thread::sleep_for(100ms);
     }
-    EXPECT_THAT(read_file(log), HasSubstr("\ntyped-by-ukvmd"));
+    EXPECT_THAT(read_text(log), HasSubstr("\ntyped-by-ukvmd"));
     // A daemon restart without the pid file: the control socket names the process.
     daemon_->stop();
     fs::remove(daemon_->state() / "run/minix.pid");
@@ -355,8 +348,8 @@ TEST_F(VirshTest, MinixDomainShutsDownThroughPm) {
     r = virsh({"shutdown", "minix"});
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_TRUE(wait_state("minix", "shut off"));
-    EXPECT_THAT(read_file(log), HasSubstr("pm: the host asked for a shutdown; powering off"));
-    EXPECT_THAT(read_file(log), HasSubstr("pm halts the machine with status 0"));
+    EXPECT_THAT(read_text(log), HasSubstr("pm: the host asked for a shutdown; powering off"));
+    EXPECT_THAT(read_text(log), HasSubstr("pm halts the machine with status 0"));
 }
 
 // How often needle occurs in haystack.
@@ -369,18 +362,15 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
 // <on_reboot>, <on_poweroff> with the real guest: its shell's `reboot` (ukvm exits 4) and
 // `poweroff` (status 0), typed through the control socket as virsh console does.
 TEST_F(VirshTest, RebootAndPoweroffPoliciesOfTheMinixDomain) {
-    std::string base = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/minix-domain.xml");
-    for (std::size_t at; (at = base.find("/opt/ukvm")) != std::string::npos;) {
-        base.replace(at, 9, kGuestDir.string());
-    }
+    std::string base = shipped_domain_xml("minix-domain.xml");
     const fs::path log = daemon_->state() / "logs/minix.log";
     const fs::path sock = daemon_->state() / "run/minix.sock";
     // Waits until the log holds `n` copies of `needle`.
     auto wait_log = [&](const std::string& needle, std::size_t n) {
-        for (int i = 0; i < 600 && count_of(read_file(log), needle) < n; ++i) {
+        for (int i = 0; i < 600 && count_of(read_text(log), needle) < n; ++i) {
             std::this_thread::sleep_for(100ms);
         }
-        return count_of(read_file(log), needle) >= n;
+        return count_of(read_text(log), needle) >= n;
     };
     auto type = [&](const std::string& line) {
         ukvm::Fd in = ukvm::control::open_console_input(sock);
@@ -391,19 +381,19 @@ TEST_F(VirshTest, RebootAndPoweroffPoliciesOfTheMinixDomain) {
     // on_reboot=restart (libvirt's default, and the shipped example's), on_poweroff=destroy.
     ASSERT_EQ(virsh({"define", write_xml("minix", base).string()}).status, 0);
     ASSERT_EQ(virsh({"start", "minix"}).status, 0);
-    ASSERT_TRUE(wait_log("minix# ", 1)) << read_file(log);
+    ASSERT_TRUE(wait_log("minix# ", 1)) << read_text(log);
     const pid_t first = daemon_->guest_pid("minix");
     ASSERT_TRUE(type("reboot\n"));
-    ASSERT_TRUE(wait_log("'minix' rebooted (exit status 4)", 1)) << read_file(log);
-    ASSERT_TRUE(wait_log("minix# ", 2)) << read_file(log);  // the second boot's shell
-    EXPECT_THAT(read_file(log), HasSubstr("restarting 'minix' (on_reboot=restart)"));
+    ASSERT_TRUE(wait_log("'minix' rebooted (exit status 4)", 1)) << read_text(log);
+    ASSERT_TRUE(wait_log("minix# ", 2)) << read_text(log);  // the second boot's shell
+    EXPECT_THAT(read_text(log), HasSubstr("restarting 'minix' (on_reboot=restart)"));
     EXPECT_NE(daemon_->guest_pid("minix"), first);
     EXPECT_TRUE(wait_state("minix", "running"));
     ASSERT_TRUE(type("poweroff\n"));
     EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
     std::this_thread::sleep_for(500ms);
     EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));  // and stays off
-    EXPECT_EQ(count_of(read_file(log), "--- ukvmd: starting 'minix'"), 2u);
+    EXPECT_EQ(count_of(read_text(log), "--- ukvmd: starting 'minix'"), 2u);
 
     // on_poweroff=restart, on_reboot=destroy: the guest's own poweroff restarts it, a
     // shutdown asked through ukvmd does not, and a reboot leaves it off.
@@ -416,32 +406,29 @@ TEST_F(VirshTest, RebootAndPoweroffPoliciesOfTheMinixDomain) {
     EXPECT_THAT(virsh({"dumpxml", "minix"}).out, HasSubstr("<on_poweroff>restart</on_poweroff>"));
     EXPECT_THAT(virsh({"dumpxml", "minix"}).out, HasSubstr("<on_reboot>destroy</on_reboot>"));
     ASSERT_EQ(virsh({"start", "minix"}).status, 0);
-    ASSERT_TRUE(wait_log("minix# ", 3)) << read_file(log);
+    ASSERT_TRUE(wait_log("minix# ", 3)) << read_text(log);
     ASSERT_TRUE(type("poweroff\n"));
-    ASSERT_TRUE(wait_log("restarting 'minix' (on_poweroff=restart)", 1)) << read_file(log);
-    ASSERT_TRUE(wait_log("minix# ", 4)) << read_file(log);
+    ASSERT_TRUE(wait_log("restarting 'minix' (on_poweroff=restart)", 1)) << read_text(log);
+    ASSERT_TRUE(wait_log("minix# ", 4)) << read_text(log);
     EXPECT_TRUE(wait_state("minix", "running"));
     ASSERT_EQ(virsh({"shutdown", "minix"}).status, 0);
     EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
     std::this_thread::sleep_for(500ms);
     EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
     ASSERT_EQ(virsh({"start", "minix"}).status, 0);
-    ASSERT_TRUE(wait_log("minix# ", 5)) << read_file(log);
+    ASSERT_TRUE(wait_log("minix# ", 5)) << read_text(log);
     ASSERT_TRUE(type("reboot\n"));
-    ASSERT_TRUE(wait_log("'minix' rebooted (exit status 4)", 2)) << read_file(log);
+    ASSERT_TRUE(wait_log("'minix' rebooted (exit status 4)", 2)) << read_text(log);
     EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
     std::this_thread::sleep_for(500ms);
     EXPECT_TRUE(wait_state("minix", "shut off (shutdown)"));
-    EXPECT_EQ(count_of(read_file(log), "--- ukvmd: starting 'minix'"), 5u);
+    EXPECT_EQ(count_of(read_text(log), "--- ukvmd: starting 'minix'"), 5u);
 }
 
 // <interface type='user'> becomes a [[net]] user backend: the guest's virtio-net driver
 // sees the NIC with the MAC from the XML, and dumpxml prints the interface back.
 TEST_F(VirshTest, InterfaceGivesTheGuestAVirtioNic) {
-    std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/minix-domain.xml");
-    for (std::size_t at; (at = xml.find("/opt/ukvm")) != std::string::npos;) {
-        xml.replace(at, 9, kGuestDir.string());
-    }
+    std::string xml = shipped_domain_xml("minix-domain.xml");
     xml.insert(xml.find("</devices>"),
                "<interface type='user'><mac address='52:54:00:6b:76:01'/>"
                "<model type='virtio'/></interface>");
@@ -454,20 +441,17 @@ TEST_F(VirshTest, InterfaceGivesTheGuestAVirtioNic) {
         << r.out;
     ASSERT_EQ(virsh({"start", "minix"}).status, 0);
     const fs::path log = daemon_->state() / "logs/minix.log";
-    for (int i = 0; i < 300 && read_file(log).find("minix# ") == std::string::npos; ++i) {
+    for (int i = 0; i < 300 && read_text(log).find("minix# ") == std::string::npos; ++i) {
         std::this_thread::sleep_for(100ms);
     }
-    EXPECT_THAT(read_file(log), HasSubstr("vnet0: MAC 52:54:00:6b:76:01, link up"));
-    EXPECT_THAT(read_file(daemon_->state() / "run/minix.toml"), HasSubstr("backend = 'user'"));
+    EXPECT_THAT(read_text(log), HasSubstr("vnet0: MAC 52:54:00:6b:76:01, link up"));
+    EXPECT_THAT(read_text(daemon_->state() / "run/minix.toml"), HasSubstr("backend = 'user'"));
     ASSERT_EQ(virsh({"destroy", "minix"}).status, 0);
 }
 
 // The example shipped in configs/ boots the hello guest, which prints and exits by itself.
 TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
-    std::string xml = read_file(fs::path(UKVM_SOURCE_DIR) / "configs/hello-domain.xml");
-    for (std::size_t at; (at = xml.find("/opt/ukvm")) != std::string::npos;) {
-        xml.replace(at, 9, kGuestDir.string());
-    }
+    std::string xml = shipped_domain_xml("hello-domain.xml");
     const fs::path file = write_xml("hello", xml);
     // A log past 16 MiB from earlier runs is rotated away when the guest starts.
     write_file(daemon_->state() / "logs/hello.log", std::string(17 << 20, 'x'));
@@ -476,7 +460,7 @@ TEST_F(VirshTest, ShippedHelloDomainRunsToCompletion) {
     r = virsh({"start", "hello"});
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_TRUE(wait_state("hello", "shut off (shutdown)"));
-    const std::string log = read_file(daemon_->state() / "logs/hello.log");
+    const std::string log = read_text(daemon_->state() / "logs/hello.log");
     EXPECT_THAT(log, HasSubstr("Hello from ukvm guest"));
     EXPECT_THAT(log, HasSubstr("cmdline: \"greeting=hello exit=0\""));
     EXPECT_THAT(log, HasSubstr("'hello' exited with status 0"));
@@ -504,7 +488,7 @@ TEST_F(VirshTest, DestroyAndAKilledGuestAreReportedOthersKeepRunning) {
     r = virsh({"domstate", "--reason", "c"});
     EXPECT_THAT(r.out, HasSubstr("shut off (destroyed)")) << describe(r);
     EXPECT_TRUE(wait_state("a", "running"));
-    EXPECT_THAT(read_file(daemon_->state() / "logs/b.log"), HasSubstr("killed by signal 9"));
+    EXPECT_THAT(read_text(daemon_->state() / "logs/b.log"), HasSubstr("killed by signal 9"));
     r = virsh({"list"});
     EXPECT_THAT(r.out, HasSubstr(" a "));
     EXPECT_THAT(r.out, Not(HasSubstr(" b ")));
@@ -561,7 +545,7 @@ TEST_F(VirshTest, OnCrashRestartBringsAKilledGuestBack) {
     }
     EXPECT_NE(second, first);
     EXPECT_TRUE(wait_state("phoenix", "running"));
-    const std::string log = read_file(daemon_->state() / "logs/phoenix.log");
+    const std::string log = read_text(daemon_->state() / "logs/phoenix.log");
     EXPECT_THAT(log, HasSubstr("'phoenix' killed by signal 9"));
     EXPECT_THAT(virsh({"dumpxml", "phoenix"}).out, HasSubstr("<on_crash>restart</on_crash>"));
     // A destroy is not a crash: it stays off.
@@ -650,7 +634,7 @@ TEST_F(VirshTest, TwentyGuestsOneKilledDaemonRestarted) {
     std::uint64_t rss_kib = 0;
     for (int i = 0; i < kGuests; ++i) {
         std::istringstream status(
-            read_file("/proc/" + std::to_string(daemon_->guest_pid(name(i))) + "/status"));
+            read_text("/proc/" + std::to_string(daemon_->guest_pid(name(i))) + "/status"));
         for (std::string line; std::getline(status, line);) {
             if (line.rfind("VmRSS:", 0) == 0) rss_kib += std::stoull(line.substr(6));
         }
@@ -723,7 +707,7 @@ TEST_F(VirshTest, SocketGroupOpensTheReadWriteSocketToAGroup) {
     // An unknown group is a usage error, before anything listens.
     daemon_->stop();
     EXPECT_FALSE(daemon_->start({"--socket-group", "no-such-group-ukvm"}));
-    EXPECT_THAT(read_file(daemon_->log()), HasSubstr("--socket-group: no group named"));
+    EXPECT_THAT(read_text(daemon_->log()), HasSubstr("--socket-group: no group named"));
 }
 
 TEST_F(VirshTest, GuestWithADisk) {
@@ -742,7 +726,7 @@ TEST_F(VirshTest, GuestWithADisk) {
     r = virsh({"start", "disk1"});
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_TRUE(wait_state("disk1", "running"));
-    EXPECT_THAT(read_file(daemon_->state() / "run/disk1.toml"), HasSubstr("[[disk]]"));
+    EXPECT_THAT(read_text(daemon_->state() / "run/disk1.toml"), HasSubstr("[[disk]]"));
     ASSERT_EQ(virsh({"destroy", "disk1"}).status, 0);
 
     // A missing image is reported by start, at once, naming the file.
