@@ -247,6 +247,7 @@ struct Round {
     double wall_ms = 0;             // first start → last prompt
     std::vector<double> prompt_ms;  // each guest's start → its prompt
     std::vector<Memory> memory;     // each idle guest's VMM, `settle` after the last prompt
+    int restarted = 0;  // guests whose RS killed a silent server while booting (starved vCPU)
 };
 
 // Starts k guests with `argv` at once, waits for every prompt, lets them idle for `settle`,
@@ -262,6 +263,7 @@ Round boot_fleet(const std::vector<std::string>& argv, int k, const fs::path& di
     for (const auto& g : fleet.guests()) {
         r.wall_ms = std::max(r.wall_ms, ms_between(t0, g.prompt_at));
         r.prompt_ms.push_back(ms_between(g.start, g.prompt_at));
+        if (g.out.find("does not answer; killing it") != std::string::npos) ++r.restarted;
     }
     std::this_thread::sleep_for(settle);
     for (const auto& g : fleet.guests()) r.memory.push_back(memory_of(g.pid, guest_bytes));
@@ -271,10 +273,12 @@ Round boot_fleet(const std::vector<std::string>& argv, int k, const fs::path& di
 // Everything measured for one VMM at one k, over all rounds.
 struct Series {
     std::vector<double> rate, wall_ms, prompt_ms, own_rss, own_pss, guest;
-    int failed = 0;  // rounds in which a guest failed (GuestFailed)
+    int failed = 0;     // rounds in which a guest failed (GuestFailed)
+    int restarted = 0;  // guests, over all rounds, whose RS restarted a server while booting
     void add(const Round& r, int k) {
         rate.push_back(k / (r.wall_ms / 1000));
         wall_ms.push_back(r.wall_ms);
+        restarted += r.restarted;
         prompt_ms.insert(prompt_ms.end(), r.prompt_ms.begin(), r.prompt_ms.end());
         for (const auto& m : r.memory) {
             own_rss.push_back(m.own_rss() / 1024);
@@ -435,6 +439,15 @@ int main(int argc, char** argv) {
                 u.own_pss, q.own_pss, fmt_mib));
             memory_rows.push_back(row(fmt::format("guest RAM resident, {} idle guests", k), u.guest,
                                       q.guest, fmt_mib));
+            if (u.restarted || q.restarted) {
+                auto of = [&](int n) { return fmt::format("{} of {}", n, k * rounds); };
+                boot_rows.push_back(
+                    {fmt::format("guests, {} at once, whose RS killed and restarted a server that "
+                                 "missed its heartbeat while booting",
+                                 k),
+                     of(u.restarted), peer ? "QEMU -M pc, same image" : "",
+                     peer ? of(q.restarted) : "", ""});
+            }
             if (u.failed || q.failed) {
                 auto of = [&](int n) { return fmt::format("{} of {}", n, rounds); };
                 boot_rows.push_back({fmt::format("rounds left out: a guest of {} never reached "
