@@ -304,6 +304,22 @@ Row same_image_row(const std::string& what, double a, double b,
             peer ? format(b) : "", a >= 0 && peer ? ratio(a, b) : ""};
 }
 
+// `conbench bench KIB SIZE` (guest-servers/programs/conbench.cpp) in the microkernel system:
+// the console output, which holds its "bench: console_kib=" line (TTY -> vcons ->
+// virtio-console against the hypercall console, timed in the guest in the same run).
+std::string conbench_output(const std::vector<std::string>& argv, int kib, int size) {
+    Child child(argv, std::chrono::seconds(900));
+    if (!child.wait_for("minix# ")) {
+        Sample s = child.finish();
+        throw std::runtime_error("ukvm never showed the shell prompt: " + s.out + s.err);
+    }
+    child.send(fmt::format("conbench bench {} {}\npoweroff\n", kib, size));
+    Sample s = child.finish();
+    if (s.out.find("bench: console_kib=") == std::string::npos)
+        throw std::runtime_error("conbench gave no figures: " + s.out + s.err);
+    return s.out;
+}
+
 // The host's own read bandwidth on the image file (64 KiB preads, page cache warm; the best
 // of three passes), in MiB/s: the ceiling for a guest reading the same file.
 double host_read_mibps(const fs::path& image) {
@@ -363,7 +379,7 @@ int main(int argc, char** argv) {
     std::string ukvm = UKVM_BINARY, floor = KVM_FLOOR_BINARY, guests = UKVM_GUEST_DIR;
     std::string qemu = "qemu-system-x86_64";
     int rounds = 10, qemu_rounds = 3, hypercalls = 20000, idle_seconds = 10, blk_mib = 8;
-    int blk_rounds = 3, fs_rounds = 3;
+    int blk_rounds = 3, fs_rounds = 3, con_kib = 32;
     std::string source = UKVM_SOURCE_DIR;
     app.add_option("--ukvm", ukvm, "ukvm binary")->capture_default_str();
     app.add_option("--floor", floor, "minimal KVM program")->capture_default_str();
@@ -393,6 +409,9 @@ int main(int argc, char** argv) {
                    "fstest bench runs on each VMM (medians; 0 skips the file system figures)")
         ->capture_default_str()
         ->check(CLI::Range(0, 20));
+    app.add_option("--con-kib", con_kib,
+                   "KiB conbench writes per path and round (0 skips the console figures)")
+        ->capture_default_str();
     app.add_option("--source", source, "source tree (configs/minix.toml, configs/ipc-test.toml)")
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
@@ -598,6 +617,29 @@ int main(int argc, char** argv) {
                 fmt::print(stderr, "ukvm-bench: file system figures skipped: {}\n", e.what());
             }
 
+        // Console output inside the guest: a program's writes through TTY and vcons to the
+        // virtio-console against the same program's writes to the hypercall console (its
+        // three alternating rounds each, medians), for 1 KiB and 64-byte writes.
+        std::vector<Row> con_rows;
+        if (con_kib > 0) try {
+                const auto sys = system_image(fs::path(source) / "configs/minix.toml", dir);
+                for (const int size : {1024, 64}) {
+                    const std::string out = conbench_output({ukvm, "run", sys.toml}, con_kib, size);
+                    const auto tty = field(out, "tty_kibps"), direct = field(out, "direct_kibps");
+                    const auto tty_us = field(out, "tty_us"), direct_us = field(out, "direct_us");
+                    if (!tty || !direct || !tty_us || !direct_us) continue;
+                    con_rows.push_back(
+                        {fmt::format("{} KiB console output in {}-byte writes, via virtio-console",
+                                     con_kib, size),
+                         fmt::format("{:.0f} KiB/s ({:.0f} µs a write)", *tty, *tty_us),
+                         "hypercall console, same guest run",
+                         fmt::format("{:.0f} KiB/s ({:.0f} µs a write)", *direct, *direct_us),
+                         ratio(*tty, *direct)});
+                }
+            } catch (const std::exception& e) {
+                fmt::print(stderr, "ukvm-bench: console figures skipped: {}\n", e.what());
+            }
+
         fmt::print(
             "ukvm-bench: {} ukvm/floor rounds, {} QEMU rounds, {} hypercalls per loop; medians\n\n",
             rounds, qemu.empty() ? 0 : qemu_rounds, hypercalls);
@@ -619,6 +661,16 @@ int main(int argc, char** argv) {
                 "each):\n\n",
                 fs_rounds);
             print_table(fs_rows);
+        }
+        if (!con_rows.empty()) {
+            fmt::print(
+                "\nConsole output in the guest (conbench: TTY -> vcons -> virtio-console against "
+                "the hypercall console; throughput, higher is better):\n\n");
+            fmt::print(
+                "| measure | ukvm | peer | peer's figure | ukvm / peer |\n|---|---|---|---|---|\n");
+            for (const auto& r : con_rows)
+                fmt::print("| {} | {} | {} | {} | {} |\n", r.measure, r.ukvm, r.peer_name, r.peer,
+                           r.ratio);
         }
         fs::remove_all(dir);
         return 0;

@@ -421,6 +421,7 @@ int32_t system_call(Proc* caller, Message& m) {
             m.u64[0] = static_cast<uint64_t>(caller->endpoint);
             m.u64[1] = static_cast<uint64_t>(caller->parent);
             m.u64[2] = static_cast<uint64_t>(boot_image::count());
+            m.u64[3] = static_cast<uint64_t>(caller->priv.cls);
             return kOk;
         case kSysFindProc:
             return sys_findproc(m);

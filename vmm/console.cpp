@@ -24,9 +24,30 @@ void write_all(int fd, std::span<const std::uint8_t> bytes) {
 }  // namespace
 
 void Console::write(std::span<const std::uint8_t> bytes) {
+    emit(bytes, nullptr);
+}
+
+void Console::SourceSink::write(std::span<const std::uint8_t> bytes) {
+    switch (source_) {
+        case ConsoleSource::Uart:
+            return console_.emit(bytes, &ConsoleCounts::uart);
+        case ConsoleSource::Hypercall:
+            return console_.emit(bytes, &ConsoleCounts::hypercall);
+        case ConsoleSource::Virtio:
+            return console_.emit(bytes, &ConsoleCounts::virtio);
+    }
+}
+
+void Console::emit(std::span<const std::uint8_t> bytes, std::uint64_t ConsoleCounts::*counter) {
     std::lock_guard lock(output_mutex_);
+    if (counter) counts_.*counter += bytes.size();
     output_.write(bytes);
     for (ConsoleSink* l : listeners_) l->write(bytes);
+}
+
+ConsoleCounts Console::counts() const {
+    std::lock_guard lock(output_mutex_);
+    return counts_;
 }
 
 void Console::set_input(InputFn device) {

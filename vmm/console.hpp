@@ -4,6 +4,7 @@
 
 #include <termios.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -24,19 +25,34 @@ public:
     virtual void write(std::span<const std::uint8_t> bytes) = 0;
 };
 
-// The guest console between its devices and the host: what a device (the UART; later a
-// virtio-console) writes goes to the configured output and to every attached listener (the
-// control and console sockets); bytes typed from any source (stdin, an attached client)
-// go to the one device that takes input. Thread-safe; output and input have separate locks,
-// so a device may write while it is being handed input.
+// The devices that write the guest console, each counted apart.
+enum class ConsoleSource { Uart, Hypercall, Virtio };
+struct ConsoleCounts {
+    std::uint64_t uart = 0;       // bytes through COM1
+    std::uint64_t hypercall = 0;  // bytes through the console-write hypercall
+    std::uint64_t virtio = 0;     // bytes through the virtio-console's transmitq
+};
+
+// The guest console between its devices and the host: what a device (the UART, the
+// hypercall console, the virtio-console) writes goes to the configured output and to every
+// attached listener (the control and console sockets); bytes typed from any source (stdin,
+// an attached client) go to the one device that takes input. Thread-safe; output and input
+// have separate locks, so a device may write while it is being handed input.
 class Console : public ConsoleSink {
 public:
     using InputFn = std::function<void(std::span<const std::uint8_t>)>;
 
-    explicit Console(ConsoleSink& output) : output_(output) {}
+    explicit Console(ConsoleSink& output)
+        : output_(output),
+          sources_{{{*this, ConsoleSource::Uart},
+                    {*this, ConsoleSource::Hypercall},
+                    {*this, ConsoleSource::Virtio}}} {}
 
-    // Guest output (a device calls this).
+    // Guest output (a device calls this, or writes through source()).
     void write(std::span<const std::uint8_t> bytes) override;
+    // The sink a device writes through, so that its bytes are counted as its own.
+    ConsoleSink& source(ConsoleSource s) { return sources_[static_cast<std::size_t>(s)]; }
+    ConsoleCounts counts() const;
     // The device that receives typed bytes; without one, input is dropped.
     void set_input(InputFn device);
     // Host input for the guest, from any thread. Errors of the device are its own: a full
@@ -47,9 +63,23 @@ public:
     void detach(ConsoleSink& listener);
 
 private:
+    class SourceSink : public ConsoleSink {
+    public:
+        SourceSink(Console& console, ConsoleSource source) : console_(console), source_(source) {}
+        void write(std::span<const std::uint8_t> bytes) override;
+
+    private:
+        Console& console_;
+        ConsoleSource source_;
+    };
+
+    void emit(std::span<const std::uint8_t> bytes, std::uint64_t ConsoleCounts::*counter);
+
     ConsoleSink& output_;
-    std::mutex output_mutex_;
+    std::array<SourceSink, 3> sources_;
+    mutable std::mutex output_mutex_;
     std::vector<ConsoleSink*> listeners_;  // guarded by output_mutex_
+    ConsoleCounts counts_;                 // guarded by output_mutex_
     std::mutex input_mutex_;
     InputFn device_;  // guarded by input_mutex_
 };

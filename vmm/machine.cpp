@@ -296,10 +296,11 @@ Machine::Machine(const GuestConfig& config, const RunOptions& options)
       boot_(load_multiboot(memory_, config.kernel, config.cmdline, config.modules)),
       vm_(kvm_),
       console_output_(config.console),
-      uart_(console_, [this](bool level) { vm_.irq_line(Uart8250::kCom1Irq, level); }),
+      uart_(console_.source(ConsoleSource::Uart),
+            [this](bool level) { vm_.irq_line(Uart8250::kCom1Irq, level); }),
       i8042_([this] { request_exit(kExitGuestReset, "reset"); }),
       rtc_(memory_.low_size(), memory_.high_size()),
-      hypercalls_(memory_, console_,
+      hypercalls_(memory_, console_.source(ConsoleSource::Hypercall),
                   HypercallBootInfo{memory_.size(), config.vcpus, config.cmdline}, created_),
       hypercall_port_(
           hypercalls_, [this](int status) { request_exit(status, "halt"); },
@@ -395,7 +396,7 @@ void Machine::attach_virtio(const std::vector<DiskConfig>& disks,
 }
 
 void Machine::attach_virtio_console() {
-    vcon_ = std::make_unique<VirtioConsole>(virtio_memory_, console_);
+    vcon_ = std::make_unique<VirtioConsole>(virtio_memory_, console_.source(ConsoleSource::Virtio));
     vcon_link_ = std::make_unique<VirtioKvmLink>(vm_, kVirtioConsoleGsi, vcon_->num_queues(),
                                                  IrqTrigger::Edge);
     vcon_transport_ = std::make_unique<VirtioPci>(*vcon_, virtio_memory_, *vcon_link_,
@@ -516,6 +517,10 @@ control::GuestInfo Machine::info() {
             end = exit_time_;
         }
     }
+    const ConsoleCounts counts = console_.counts();
+    i.console_uart_bytes = counts.uart;
+    i.console_hypercall_bytes = counts.hypercall;
+    i.console_virtio_bytes = counts.virtio;
     i.uptime_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(end - created_).count());
     bool paused;

@@ -168,7 +168,11 @@ int run_cli(int argc, char** argv) {
         ukvm::GuestConfig config = ukvm::load_config(config_file);
         if (!api_socket.empty())
             config.api_socket = ukvm::socket_option(api_socket, "--api-socket");
-        if (!console_spec.empty()) config.console = ukvm::parse_console_option(console_spec);
+        if (!console_spec.empty()) {  // where the console goes; the devices stay as configured
+            const bool virtio = config.console.virtio;
+            config.console = ukvm::parse_console_option(console_spec);
+            config.console.virtio = virtio;
+        }
         spdlog::debug("{}: guest '{}', {} MiB, kernel {}, {}", config_file, config.name,
                       config.memory_mib, config.kernel.string(),
                       plural(config.modules.size(), "module"));

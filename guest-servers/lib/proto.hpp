@@ -55,9 +55,28 @@ enum TtyCall : int32_t {
                                 // (-pid: pid's children, the shell's job)
     kTtyInput = 0x402,          // u64[0] count, the bytes at kTtyDataOffset -> 0: typed input from
                                 // another console device (vcons, the virtio-console driver)
+    // Console output. TTY is its one writer: programs' output and TTY's echo go into one
+    // buffer, which the console driver (vcons) takes out in batches for its device; without
+    // a driver TTY writes it through the VMM endpoint (the hypercall console, COM1 on QEMU).
+    kTtyWrite = 0x403,   // u64[0] count (<= kTtyWriteMax), u64[1] a grant of the bytes for TTY
+                         // (kGrantRead), or kTtyInline with the bytes at kTtyInlineOffset
+                         // (count <= kTtyInlineMax) -> 0 once TTY has them; u64[0] kTtyWriteSelf:
+                         // TTY has no driver and nothing queued, the caller writes them itself
+    kTtyOutput = 0x404,  // from the console driver: u64[0] a grant of its transmit buffers
+                         // (kGrantWrite for TTY), u64[1] room, u64[2] bytes its device has sent
+                         // since the last call, u64[3] offset in the grant -> bytes copied in
+                         // at that offset (0: none now; TTY
+                         // notifies the driver when there are more). The first call makes the
+                         // caller TTY's driver; bytes not yet sent go to a new driver again.
+    kTtyDrain = 0x405,   // -> 0 once every byte queued before it is out (tcdrain)
 };
 inline constexpr size_t kTtyDataOffset = 8;
 inline constexpr size_t kTtyDataMax = 56 - kTtyDataOffset;
+inline constexpr size_t kTtyWriteMax = 4096;
+inline constexpr uint64_t kTtyInline = ~uint64_t{0};
+inline constexpr size_t kTtyInlineOffset = 16;
+inline constexpr size_t kTtyInlineMax = 56 - kTtyInlineOffset;
+inline constexpr uint64_t kTtyWriteSelf = 1;
 
 // Block-device drivers (virtio-blk: published in DS as "vblk0", "vblk1", ... by RS). The
 // data moves through a grant the caller makes for the driver (kGrantWrite for reads,

@@ -185,6 +185,7 @@ int32_t fork() {
     Message m{};
     m.m_type = proto::kPmFork;
     int32_t r = call("pm", &m);
+    if (r == 0) user::forget_console_grant();
     if (r == 0 && ukvm_after_fork) ukvm_after_fork();
     return r;
 }
@@ -295,6 +296,12 @@ int32_t tty_foreground(int32_t pid) {
     Message m{};
     m.m_type = proto::kTtySetForeground;
     m.i64[0] = pid;
+    return call("tty", &m);
+}
+
+int32_t tty_drain() {
+    Message m{};
+    m.m_type = proto::kTtyDrain;
     return call("tty", &m);
 }
 

@@ -70,5 +70,7 @@ int32_t read_line(char* buf, size_t n);
 // Makes pid TTY's foreground process: ^C sends it SIGINT (0: nobody; -pid: pid's
 // children, so that a job is foreground from before it starts).
 int32_t tty_foreground(int32_t pid);
+// Waits until the console output written so far is out (tcdrain).
+int32_t tty_drain();
 
 }  // namespace sys

@@ -1,5 +1,7 @@
 #include "user.hpp"
 
+#include "proto.hpp"
+
 #include "ukvm/format.h"
 
 using namespace ukvm::kernel;
@@ -70,12 +72,92 @@ int32_t kernel_call(int32_t call, Message* m) {
     return r != kOk ? r : m->m_type;
 }
 
-void write(const char* s, size_t n) {
+void write_direct(const char* s, size_t n) {
     Message m{};
     m.m_type = ukvm::hc::kConsoleWrite;
     m.u64[0] = reinterpret_cast<uintptr_t>(s);
     m.u64[1] = n;
     sendrec(kVmm, &m);
+}
+
+namespace {
+
+// Whether this process's console output goes through TTY: user programs' does; servers and
+// drivers write directly (TTY itself, and the servers TTY calls, must never wait for it).
+bool through_tty() {
+    static int route = -1;
+    if (route < 0) {
+        Message m{};
+        route = kernel_call(kSysGetInfo, &m) == kOk && m.u64[3] == 2;
+    }
+    return route == 1;
+}
+
+// Larger writes are copied (natively, in ring 3) into one buffer granted to TTY once, so
+// that a write costs TTY's safecopy but no grant calls of its own.
+char g_wbuf[proto::kTtyWriteMax];
+Endpoint g_wbuf_tty = kNone;  // the TTY g_wbuf_grant is for
+uint64_t g_wbuf_grant = 0;
+
+bool wbuf_grant(Endpoint tty) {
+    if (g_wbuf_tty == tty) return true;
+    Message g{};
+    if (g_wbuf_tty != kNone) {
+        g.u64[0] = g_wbuf_grant;
+        kernel_call(kSysGrantRevoke, &g);
+        g_wbuf_tty = kNone;
+    }
+    g.u64[0] = static_cast<uint64_t>(tty);
+    g.u64[1] = reinterpret_cast<uintptr_t>(g_wbuf);
+    g.u64[2] = sizeof g_wbuf;
+    g.u64[3] = kGrantRead;
+    if (kernel_call(kSysGrantCreate, &g) != kOk) return false;
+    g_wbuf_grant = g.u64[0];
+    g_wbuf_tty = tty;
+    return true;
+}
+
+// One kTtyWrite of at most kTtyWriteMax bytes: kOk once TTY has them (or the caller wrote
+// them itself on TTY's word), else the IPC error.
+int32_t tty_write(Endpoint tty, const char* s, size_t n) {
+    Message m{};
+    m.m_type = proto::kTtyWrite;
+    m.u64[0] = n;
+    m.u64[1] = proto::kTtyInline;
+    if (n <= proto::kTtyInlineMax) {
+        memcpy(m.bytes + proto::kTtyInlineOffset, s, n);
+    } else {
+        if (!wbuf_grant(tty)) return kENoMem;
+        memcpy(g_wbuf, s, n);
+        m.u64[1] = g_wbuf_grant;
+    }
+    int32_t r = sendrec(tty, &m);
+    // A signal that took the writer out of a wait for room (kEIntr): the bytes are dropped,
+    // as a terminal's output is when the program is interrupted.
+    if (r != kOk) return r == kEIntr ? kOk : r;
+    if (m.m_type == kOk && m.u64[0] == proto::kTtyWriteSelf) write_direct(s, n);
+    return m.m_type;
+}
+
+}  // namespace
+
+void forget_console_grant() {
+    g_wbuf_tty = kNone;  // a forked child: the grant is the parent's
+}
+
+void write(const char* s, size_t n) {
+    static Endpoint tty = kNone;
+    if (!through_tty()) return write_direct(s, n);
+    while (n > 0) {
+        const size_t chunk = n < proto::kTtyWriteMax ? n : proto::kTtyWriteMax;
+        int32_t r = tty == kNone ? kESrch : tty_write(tty, s, chunk);
+        if (r != kOk) {  // TTY restarted (a new endpoint), or none yet
+            tty = find("tty");
+            r = tty == kNone ? kESrch : tty_write(tty, s, chunk);
+        }
+        if (r != kOk) write_direct(s, chunk);  // no TTY: straight to the console
+        s += chunk, n -= chunk;
+    }
 }
 
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap) {

@@ -1,5 +1,6 @@
 // The minimal user runtime for guest programs: IPC wrappers, kernel calls, console output
-// through the VMM endpoint, and a small printf. Programs define `int main(const char* args)`.
+// (through TTY or the VMM endpoint), and a small printf. Programs define `int main(const char*
+// args)`.
 #pragma once
 
 #include <stdarg.h>
@@ -63,7 +64,13 @@ Endpoint self();
 Endpoint parent();
 const char* args();  // the command line after the program's path
 
+// Console output. A user program's goes through TTY (kTtyWrite), which sends it out through
+// the console driver (the virtio-console) when there is one; a server's, and anyone's when
+// there is no TTY, goes straight to the VMM endpoint (write_direct: the hypercall console,
+// COM1 on QEMU).
 void write(const char* s, size_t n);
+void write_direct(const char* s, size_t n);
+void forget_console_grant();  // in a forked child (sys::fork calls it)
 void print(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t format(char* buf, size_t size, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 size_t vformat(char* buf, size_t size, const char* fmt, va_list ap);

@@ -176,7 +176,8 @@ TEST_F(MinixBoot, CtrlCInterruptsTheForegroundProgramNotTheShell) {
     EXPECT_EQ(count(r.out, "; type help for the commands"), 1u) << describe(r);  // same shell
     // The input after boot came through the virtio-console (configs/minix.toml enables it):
     // vcons wrote this through its transmitq, and the VMM routes input to a driven device.
-    EXPECT_THAT(r.out, HasSubstr("vcons: console input now comes through virtio-console\n"));
+    EXPECT_THAT(r.out,
+                HasSubstr("vcons: console input and output now go through virtio-console\n"));
 }
 
 TEST_F(MinixBoot, RsKillsAndRestartsAHungService) {

@@ -110,7 +110,8 @@ TEST_F(ControlTest, InfoReportsTheGuest) {
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_THAT(r.lines,
                 ElementsAre("name: fake", "state: running", "uptime-ms: 1500", "memory-mib: 64",
-                            "vcpu-time-ns: 42", "exit-reason: ", "pid: 0"));
+                            "vcpu-time-ns: 42", "exit-reason: ", "pid: 0", "console-uart-bytes: 0",
+                            "console-hypercall-bytes: 0", "console-virtio-bytes: 0"));
 }
 
 TEST_F(ControlTest, PauseResumeShutdownDestroy) {

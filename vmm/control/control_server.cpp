@@ -42,7 +42,10 @@ std::string reply(const GuestInfo& i) {
            "\nuptime-ms: " + std::to_string(i.uptime_ms) +
            "\nmemory-mib: " + std::to_string(i.memory_mib) +
            "\nvcpu-time-ns: " + std::to_string(i.vcpu_time_ns) + "\nexit-reason: " + i.exit_reason +
-           "\npid: " + std::to_string(i.pid) + "\n\n";
+           "\npid: " + std::to_string(i.pid) +
+           "\nconsole-uart-bytes: " + std::to_string(i.console_uart_bytes) +
+           "\nconsole-hypercall-bytes: " + std::to_string(i.console_hypercall_bytes) +
+           "\nconsole-virtio-bytes: " + std::to_string(i.console_virtio_bytes) + "\n\n";
 }
 
 }  // namespace

@@ -41,6 +41,10 @@ struct GuestInfo {
     std::uint64_t vcpu_time_ns = 0;
     std::string exit_reason;  // empty while running
     std::int64_t pid = 0;     // the ukvm process (ukvmd re-finds its guests by it)
+    // Guest console output so far, by the device that carried it.
+    std::uint64_t console_uart_bytes = 0;
+    std::uint64_t console_hypercall_bytes = 0;
+    std::uint64_t console_virtio_bytes = 0;
 };
 
 // What the VMM offers the control socket. Called from the server's thread.

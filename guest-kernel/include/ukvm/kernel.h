@@ -118,7 +118,8 @@ enum KernelCall : int32_t {
     kSysIrqCtl = 12,     // u64[0] irq line, u64[1] 1 enable / 0 disable
     kSysMapPhys = 13,    // u64[0] physical address, u64[1] length -> u64[0] user address
                          // (uncached; only device memory its privileges name)
-    kSysGetInfo = 14,    // -> u64[0] own endpoint, u64[1] parent, u64[2] boot module count
+    kSysGetInfo = 14,    // -> u64[0] own endpoint, u64[1] parent, u64[2] boot module count,
+                         // u64[3] class (ProcInfo.cls: 1 server/driver, 2 user)
     kSysFindProc = 15,   // bytes: program name -> u64[0] endpoint of a live process running it
     kSysMapAnon = 16,    // u64[0] address (0: the kernel picks one in the heap area), u64[1]
                          // length, u64[2] kMapWritable|kMapExecutable -> u64[0] address of
