@@ -265,6 +265,7 @@ bool next_proc(int32_t* slot, ProcEntry* out) {
 }
 
 void poweroff(int status) {
+    tty_drain();  // what was written is out before the machine stops
     Message m{};
     m.m_type = proto::kPmPowerOff;
     m.i64[0] = status;
@@ -273,6 +274,7 @@ void poweroff(int status) {
 }
 
 void reboot() {
+    tty_drain();
     Message m{};
     m.m_type = proto::kPmPowerOff;
     m.i64[1] = 1;
