@@ -19,6 +19,7 @@ namespace {
 
 volatile int g_got = 0;    // the last signal a handler saw
 volatile int g_count = 0;  // handler runs
+int32_t g_parent = 0;      // for a child to signal its parent
 volatile int g_chld = 0;
 
 void on_signal(int sig) {
@@ -134,14 +135,22 @@ int main(const char* args) {
     check(sys::kill(pid, proto::kSigUsr1) == kOk, "kill(busy child, USR1)");
     check(wait_for(pid, kExitNormal, 4), "the busy child's handler ran");
 
-    // SIGKILL ends a child that catches everything else.
+    // SIGKILL ends a child that catches everything else. The child says with USR1 when
+    // its handlers are in place (a fixed sleep here lost that race on a loaded host).
+    g_parent = me;
+    g_got = 0;
     pid = child([] {
         for (int sig = 1; sig < proto::kNrSignals; ++sig)
             if (sig != proto::kSigKill) sys::signal(sig, on_signal);
+        sys::kill(g_parent, proto::kSigUsr1);
         for (;;) sys::sleep_ns(1000 * kMs);
         return 0;
     });
-    sys::sleep_ns(100 * kMs);
+    for (uint64_t t = user::uptime_ns(); g_got != proto::kSigUsr1;) {
+        if (user::uptime_ns() - t > 30000 * kMs) break;
+        sys::sleep_ns(10 * kMs);
+    }
+    check(g_got == proto::kSigUsr1, "the child caught everything but KILL");
     sys::kill(pid, proto::kSigTerm);  // caught
     check(sys::kill(pid, proto::kSigKill) == kOk, "kill(child, KILL)");
     check(wait_for(pid, kExitKilled, proto::kSigKill), "wait: killed by signal 9");

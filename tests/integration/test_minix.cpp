@@ -144,7 +144,7 @@ TEST_F(MinixBoot, SignalsHandlersDefaultsAndWait) {
     const ProcessResult r = run_ukvm("sigtest\nkill -TERM 2\nkill -BOGUS 2\npoweroff\n");
     ASSERT_FALSE(r.timed_out) << describe(r);
     EXPECT_EQ(r.status, 0) << describe(r);
-    EXPECT_THAT(r.out, HasSubstr("\n26 passed, 0 failed\n")) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("\n27 passed, 0 failed\n")) << describe(r);
     EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
     EXPECT_THAT(r.out, HasSubstr("rs: ds (endpoint 65537, generation 1) was killed (signal 15)"))
         << describe(r);
