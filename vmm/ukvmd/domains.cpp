@@ -9,10 +9,13 @@
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <system_error>
+#include <thread>
 
 #include "vmm/config.hpp"
 #include "vmm/control/control_server.hpp"
@@ -394,9 +397,15 @@ void Domains::shutdown(Domain& d) {
     // The guest's PM powers off cleanly (docs/control-api.md); a guest that ignores the
     // request keeps running until destroyed, as libvirt's would. Without a control socket
     // (no PM-capable path at all) SIGTERM stops the VM at once.
+    // A guest started a moment ago may not have made its socket yet: wait for it a while.
+    const auto control = dir_.control_socket(d.name());
+    if (control.string().size() <= kMaxSocketPathBytes) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!std::filesystem::exists(control) && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     try {
-        const control::ControlReply r =
-            control::control_request(dir_.control_socket(d.name()), "shutdown");
+        const control::ControlReply r = control::control_request(control, "shutdown");
         if (r.ok) return;
         spdlog::warn("domain '{}': shutdown through the control socket refused: {}", d.name(),
                      r.error);
