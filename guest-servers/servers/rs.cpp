@@ -170,10 +170,13 @@ void restart_due(uint64_t now) {
 
 void ping(uint64_t now) {
     if (now < g_next_ping_ns) return;
+    // A round that runs late means the whole VM did not run meanwhile (its host was busy):
+    // the services had no chance to answer either, so such a round counts no misses.
+    const bool late = now > g_next_ping_ns + kHeartbeatNs / 2;
     for (int i = 0; i < g_nr; ++i) {
         Service& s = g_state[i];
         if (!g_state[i].spec.heartbeat || s.endpoint == kNone) continue;
-        if (s.last_pong_ns + kHeartbeatNs < now && ++s.missed >= kMaxMissed) {
+        if (!late && s.last_pong_ns + kHeartbeatNs < now && ++s.missed >= kMaxMissed) {
             print("rs: %s (endpoint %d) does not answer; killing it\n", g_state[i].spec.name,
                   s.endpoint);
             Message k{};
