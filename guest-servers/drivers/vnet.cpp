@@ -68,6 +68,12 @@ int32_t init_device() {
         r != kOk)
         return r;
     g_has_status = features & feature(kFeatureStatus);
+    // The kernel routes the line edge-triggered and QEMU's INTx is a level: an edge the
+    // IOAPIC did not see (the line rising while still masked) never comes again, and the
+    // driver, waiting for it to read the ISR, would never lower the line (a restarted
+    // driver mid-transfer: frames QEMU held arrive as soon as receive buffers are
+    // posted). So take the line before the device can interrupt (the reset lowered it)...
+    g_has_irq = g_dev.enable_irq() == kOk;
     g_rx_ring_bytes = align(DriverQueue::ring_bytes(kQueueSize), kPage);
     g_tx_ring_bytes = align(DriverQueue::ring_bytes(kQueueSize), kPage);
     uint64_t total = g_rx_ring_bytes + g_tx_ring_bytes + 2ull * kQueueSize * kSlot;
@@ -97,7 +103,10 @@ int32_t init_device() {
     for (uint16_t i = 0; i < g_rx.size(); ++i) post_rx(i);
     g_dev.driver_ok();
     if (g_rx.publish()) g_dev.notify(kRxQueue);
-    g_has_irq = g_dev.enable_irq() == kOk;
+    // ...and read the ISR once before INET's first kNetRecv: a line still raised (by a
+    // device that did not lower it on reset, or another function on it) is lowered, so
+    // the next used buffer makes an edge; what arrived so far INET takes when it attaches.
+    g_dev.isr();
     if (!g_has_irq) print("vnet%d: no interrupt; polling\n", g_index);
     return kOk;
 }

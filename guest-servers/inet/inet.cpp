@@ -519,6 +519,20 @@ void nic_poll() {
     }
 }
 
+// A new driver after a lost one: what TCP sent meanwhile went nowhere and its
+// retransmission timers backed off (up to 128 times the RTO); send again now, from a
+// fresh RTO, rather than wait out the backoff.
+void kick_retransmissions() {
+    for (tcp_pcb* p = tcp_active_pcbs; p; p = p->next) {
+        if (!p->unacked) continue;
+        p->nrtx = 0;
+        p->rtime = 0;
+        s16_t rto = static_cast<s16_t>((p->sa >> 3) + p->sv);
+        if (rto > 0 && rto < p->rto) p->rto = rto;
+        tcp_rexmit_rto(p);
+    }
+}
+
 // A driver (re)started: get its MAC and link, share the frame buffers with it.
 void nic_attach(Endpoint driver) {
     if (g_nic.driver != kNone && g_nic.driver != driver) driver_gone();
@@ -549,6 +563,7 @@ void nic_attach(Endpoint driver) {
         if (g_nic.dhcp) dhcp_start(&g_nic.nif);
     } else if (link) {
         netif_set_link_up(&g_nic.nif);
+        kick_retransmissions();
     }
     const uint8_t* mac = g_nic.nif.hwaddr;
     print("inet: en0 on driver %d, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s\n", driver, mac[0],
