@@ -264,6 +264,13 @@ bool next_proc(int32_t* slot, ProcEntry* out) {
     return true;
 }
 
+int32_t pid_of(const char* name) {
+    ProcEntry e;
+    for (int32_t slot = 0; next_proc(&slot, &e);)
+        if (strcmp(e.info.name, name) == 0) return e.pid;
+    return -1;
+}
+
 void poweroff(int status) {
     tty_drain();  // what was written is out before the machine stops
     Message m{};

@@ -61,6 +61,8 @@ struct ProcEntry {
 };
 // The first live process in a slot >= *slot; advances *slot past it. false at the end.
 bool next_proc(int32_t* slot, ProcEntry* out);
+// The pid of the first live process named name; -1 if none.
+int32_t pid_of(const char* name);
 [[noreturn]] void poweroff(int status);
 [[noreturn]] void reboot();
 

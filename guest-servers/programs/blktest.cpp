@@ -38,13 +38,6 @@ bool matches(uint64_t first_sector, uint64_t len, uint8_t (*f)(uint64_t, uint64_
     return true;
 }
 
-int32_t pid_of(const char* name) {
-    sys::ProcEntry e;
-    for (int32_t slot = 0; sys::next_proc(&slot, &e);)
-        if (strcmp(e.info.name, name) == 0) return e.pid;
-    return -1;
-}
-
 void test_check(bdev::Client& d, uint64_t size) {
     // The host's pattern: the first 128 sectors in two full-size requests, and the last.
     bool ok = d.read(0, g_buf, proto::kBdevMaxTransfer) == int32_t(proto::kBdevMaxTransfer) &&
@@ -144,7 +137,7 @@ void test_ro(bdev::Client& d) {
 }
 
 void test_kill(bdev::Client& d) {
-    int32_t driver = pid_of("vblk");
+    int32_t driver = sys::pid_of("vblk");
     Endpoint driver_ep = user::find("vblk");
     check(driver > 0 && driver_ep != kNone, "the driver runs");
     int32_t child = sys::fork();

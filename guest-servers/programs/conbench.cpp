@@ -15,13 +15,6 @@ using user::print;
 
 namespace {
 
-int32_t pid_of(const char* name) {
-    sys::ProcEntry e;
-    for (int32_t slot = 0; sys::next_proc(&slot, &e);)
-        if (strcmp(e.info.name, name) == 0) return e.pid;
-    return -1;
-}
-
 // The next word of args into out (at most n - 1 bytes); args moves past it.
 bool word(const char*& args, char* out, size_t n) {
     while (*args == ' ') ++args;
@@ -93,7 +86,7 @@ int lines(const char* args) {
     for (int64_t i = 1; i <= n; ++i) {
         print("conbench line %ld of %ld\n", i, n);
         if (kill && i == n / 2) {
-            const int32_t pid = pid_of(service);
+            const int32_t pid = sys::pid_of(service);
             const int32_t r = pid > 0 ? sys::kill(pid, proto::kSigKill) : kESrch;
             print("conbench: killed %s (pid %d): %d\n", service, pid, r);
         }

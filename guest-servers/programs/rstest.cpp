@@ -11,13 +11,6 @@ using user::print;
 
 namespace {
 
-int32_t pid_of(const char* name) {
-    sys::ProcEntry e;
-    for (int32_t slot = 0; sys::next_proc(&slot, &e);)
-        if (strcmp(e.info.name, name) == 0) return e.pid;
-    return -1;
-}
-
 // Polls (users cannot sleep on an alarm) until pred holds or timeout_ns passed.
 template <typename Pred>
 bool wait_for(Pred pred, uint64_t timeout_ns) {
@@ -34,7 +27,7 @@ int main(const char* args) {
     Endpoint before = user::find(name);
     check(before != kNone, "the service runs");
     check(sys::ds_lookup(name) == before, "DS maps the name to it");
-    int32_t pid = pid_of(name);
+    int32_t pid = sys::pid_of(name);
     check(pid > 0, "PM lists it");
     uint64_t t0 = user::uptime_ns();
     check(sys::kill(pid, proto::kSigKill) == kOk, "PM kills it");
@@ -56,6 +49,6 @@ int main(const char* args) {
           "DS maps the name to the new endpoint");
     check(sys::ds_lookup("pm") == user::find("pm"), "DS still maps pm");
     check(sys::ds_lookup("tty") == user::find("tty"), "DS still maps tty");
-    check(pid_of(name) > pid, "the new process has a new pid");
+    check(sys::pid_of(name) > pid, "the new process has a new pid");
     return tally::finish();
 }
