@@ -38,11 +38,6 @@ using ukvm::test::read_text;
 
 constexpr const char* kPrompt = "minix# ";
 
-#define REQUIRE_KVM()                                                                         \
-    do {                                                                                      \
-        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable"; \
-    } while (0)
-
 // `ukvm run` in the background with its control socket and its console on a socket.
 class ConsoleOutput : public ::testing::Test {
 protected:
@@ -131,7 +126,7 @@ protected:
 };
 
 TEST_F(ConsoleOutput, TheShellsOutputGoesThroughTheVirtioConsole) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     ASSERT_TRUE(read_until(kPrompt)) << got_ << read_text(log());
     ASSERT_TRUE(read_until("vcons: console input and output now go through virtio-console"))
@@ -157,7 +152,7 @@ TEST_F(ConsoleOutput, TheShellsOutputGoesThroughTheVirtioConsole) {
 }
 
 TEST_F(ConsoleOutput, AKilledVconsIsRestartedAndNoLineIsLost) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     ASSERT_TRUE(read_until(kPrompt)) << got_ << read_text(log());
     ASSERT_TRUE(run("conbench lines 400 vcons\n", "conbench: done\n" + std::string(kPrompt)))
@@ -182,7 +177,7 @@ TEST_F(ConsoleOutput, AKilledVconsIsRestartedAndNoLineIsLost) {
 }
 
 TEST_F(ConsoleOutput, WithoutTheDeviceTtyWritesThroughTheHypercallConsole) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(std::regex_replace(minix_config(), std::regex("virtio = true"), "virtio = false"));
     ASSERT_TRUE(read_until(kPrompt)) << got_ << read_text(log());
     const auto boot = counts();

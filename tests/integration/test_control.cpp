@@ -112,11 +112,6 @@ std::map<std::string, std::string> fields(const ControlReply& r) {
     return out;
 }
 
-#define REQUIRE_KVM()                                                                         \
-    do {                                                                                      \
-        if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable"; \
-    } while (0)
-
 // One `ukvm run` in the background with its control socket and console socket in a
 // temporary directory; killed at the end of the test if still running.
 class ControlApi : public ::testing::Test {
@@ -194,7 +189,7 @@ protected:
 };
 
 TEST_F(ControlApi, InfoReportsTheRunningGuest) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     auto console = console_at_prompt();
     const ControlReply r = control_request(api(), "info");
@@ -214,7 +209,7 @@ TEST_F(ControlApi, InfoReportsTheRunningGuest) {
 }
 
 TEST_F(ControlApi, PauseStopsTheGuestAndResumeContinues) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     auto console = console_at_prompt();
     ASSERT_TRUE(control_request(api(), "pause").ok);
@@ -243,7 +238,7 @@ TEST_F(ControlApi, PauseStopsTheGuestAndResumeContinues) {
 }
 
 TEST_F(ControlApi, ShutdownIsACleanPoweroffThroughPm) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     auto console = console_at_prompt();
     const ProcessResult ctl = run_process({UKVM_BINARY, "ctl", api().string(), "shutdown"});
@@ -258,7 +253,7 @@ TEST_F(ControlApi, ShutdownIsACleanPoweroffThroughPm) {
 // A clean shutdown warns the user processes first: SIGTERM, a grace period, then SIGKILL.
 // `sigtest term` catches SIGTERM and says so; that line comes before PM powers off.
 TEST_F(ControlApi, ShutdownSendsSigtermBeforePoweringOff) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     auto console = console_at_prompt();
     ASSERT_TRUE(console->send("sigtest term &\n"));
@@ -279,7 +274,7 @@ TEST_F(ControlApi, ShutdownSendsSigtermBeforePoweringOff) {
 // The shell's `reboot` goes through PM to the kReboot hypercall: ukvm exits 4, which is
 // how ukvmd tells a reboot from a power-off (docs/configuration.md).
 TEST_F(ControlApi, RebootEndsWithTheResetStatus) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     auto console = console_at_prompt();
     ASSERT_TRUE(console->send("reboot\n"));
@@ -290,7 +285,7 @@ TEST_F(ControlApi, RebootEndsWithTheResetStatus) {
 }
 
 TEST_F(ControlApi, ShutdownWhilePausedHappensOnResume) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     auto console = console_at_prompt();
     ASSERT_TRUE(control_request(api(), "pause").ok);
@@ -302,7 +297,7 @@ TEST_F(ControlApi, ShutdownWhilePausedHappensOnResume) {
 }
 
 TEST_F(ControlApi, DestroyEndsAGuestThatIgnoresShutdown) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(idle_config());
     // The idle guest has no PM: the request is taken, nothing happens.
     ASSERT_TRUE(control_request(api(), "shutdown").ok);
@@ -315,7 +310,7 @@ TEST_F(ControlApi, DestroyEndsAGuestThatIgnoresShutdown) {
 }
 
 TEST_F(ControlApi, DestroyWhilePaused) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(idle_config());
     ASSERT_TRUE(control_request(api(), "pause").ok);
     ASSERT_TRUE(control_request(api(), "destroy").ok);
@@ -323,7 +318,7 @@ TEST_F(ControlApi, DestroyWhilePaused) {
 }
 
 TEST_F(ControlApi, ConsoleAttachSeesThePromptAndTypes) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     // Wait for the prompt on the console socket, then detach: the control socket's own
     // console has kept everything since boot for its first client.
@@ -347,7 +342,7 @@ TEST_F(ControlApi, ConsoleAttachSeesThePromptAndTypes) {
 }
 
 TEST_F(ControlApi, MalformedRequestsGetErrorsAndTheGuestGoesOn) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     auto console = console_at_prompt();
     {
@@ -380,7 +375,7 @@ TEST_F(ControlApi, MalformedRequestsGetErrorsAndTheGuestGoesOn) {
 }
 
 TEST_F(ControlApi, ConsoleSocketAttachDetachCycles) {
-    REQUIRE_KVM();
+    SKIP_WITHOUT_KVM();
     start(minix_config());
     console_at_prompt().reset();
     for (int i = 0; i < 3; ++i) {
